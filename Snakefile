@@ -1,0 +1,17 @@
+# pyode workflow: data -> train -> evaluate -> figures and summary. Rules live in workflow/rules/.
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/scratch.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        classify_outputs(),
+        "results/scratch/metrics.json",
+        "results/summary.csv",

@@ -1,0 +1,28 @@
+"""A neural ODE from scratch in NumPy: solvers, a hand-written adjoint, and a small trainer.
+
+No autodiff library is imported here (`to_mlp_field` imports pyode.models when called).
+The derivation of the adjoint is in docs/adjoint.md.
+"""
+
+from ._convert import from_mlp_field as from_mlp_field
+from ._convert import to_mlp_field as to_mlp_field
+from ._field import ACTIVATIONS as ACTIVATIONS
+from ._field import FieldVJP as FieldVJP
+from ._field import ScratchMLP as ScratchMLP
+from ._field import flatten_weights as flatten_weights
+from ._field import random_mlp as random_mlp
+from ._field import unflatten_weights as unflatten_weights
+from ._gradients import Gradients as Gradients
+from ._gradients import adjoint_gradients as adjoint_gradients
+from ._gradients import augmented_dynamics as augmented_dynamics
+from ._gradients import backprop_gradients as backprop_gradients
+from ._gradients import linear_loss as linear_loss
+from ._optim import Adam as Adam
+from ._optim import clip_by_global_norm as clip_by_global_norm
+from ._regression import DEFAULT_REGRESSION_SETTINGS as DEFAULT_REGRESSION_SETTINGS
+from ._regression import regression_settings as regression_settings
+from ._regression import run_regression as run_regression
+from ._solvers import TABLEAUS as TABLEAUS
+from ._solvers import ODESolution as ODESolution
+from ._solvers import Tableau as Tableau
+from ._solvers import odeint as odeint

@@ -1,0 +1,196 @@
+"""A multilayer-perceptron vector field with a hand-written forward pass and VJPs."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _tanh_derivative(x: np.ndarray) -> np.ndarray:
+    return 1.0 - np.tanh(x) ** 2
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(x, 0.0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _elu(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+
+
+def _elu_derivative(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def _relu_derivative(x: np.ndarray) -> np.ndarray:
+    return (x > 0).astype(x.dtype)
+
+
+ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+    "tanh": (np.tanh, _tanh_derivative),
+    "softplus": (_softplus, _sigmoid),
+    "elu": (_elu, _elu_derivative),
+    "relu": (_relu, _relu_derivative),
+}
+"""name -> (activation, its derivative), both taking the pre-activation; as in `pyode.models`."""
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FieldVJP:
+    """f(t, y) and the vector-Jacobian products of a cotangent `a` with it."""
+
+    value: np.ndarray
+    """f(t, y), shape (..., dim)."""
+    y: np.ndarray
+    """a^T df/dy, shape (..., dim)."""
+    weights: Weights
+    """a^T df/dtheta, summed over the batch; the layout of `ScratchMLP.weights`."""
+    t: float
+    """a^T df/dt, summed over the batch (zero without time input)."""
+
+
+@dataclass(frozen=True)
+class ScratchMLP:
+    """f(t, y) = MLP([y, t]) on states of shape (..., dim), in NumPy only.
+
+    The layout is `pyode.models.MLPField`'s: layer k holds weight (out, in) and bias
+    (out,); with `time_input`, t is the last input feature of the first layer; the
+    activation follows every layer but the last.
+    """
+
+    weights: Weights
+    activation: str = "tanh"
+    time_input: bool = False
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        sizes_in = [w.shape[1] for w, _ in self.weights]
+        sizes_out = [w.shape[0] for w, _ in self.weights]
+        if any(b.shape != (n,) for (_, b), n in zip(self.weights, sizes_out, strict=True)):
+            raise ValueError("each bias must have shape (out,) matching its weight (out, in)")
+        if sizes_in[1:] != sizes_out[:-1]:
+            raise ValueError(f"layer sizes do not chain: inputs {sizes_in}, outputs {sizes_out}")
+        if sizes_in[0] != sizes_out[-1] + int(self.time_input):
+            raise ValueError(
+                f"first layer takes {sizes_in[0]} inputs; expected dim {sizes_out[-1]}"
+                f"{' + 1 for time' if self.time_input else ''}"
+            )
+
+    @property
+    def dim(self) -> int:
+        """The state dimension."""
+        return self.weights[-1][0].shape[0]
+
+    @property
+    def num_parameters(self) -> int:
+        """How many numbers the weights and biases hold."""
+        return sum(w.size + b.size for w, b in self.weights)
+
+    def flat_parameters(self) -> np.ndarray:
+        """All weights and biases in one vector: W0, b0, W1, b1, ... (row-major)."""
+        return flatten_weights(self.weights)
+
+    def with_flat_parameters(self, theta: np.ndarray) -> "ScratchMLP":
+        """A copy of this field holding the parameter vector `theta` (see `flat_parameters`)."""
+        return ScratchMLP(unflatten_weights(theta, self.weights), self.activation, self.time_input)
+
+    def _input(self, t: float, y: np.ndarray) -> np.ndarray:
+        if not self.time_input:
+            return y
+        time_column = np.full(y.shape[:-1] + (1,), t, dtype=y.dtype)
+        return np.concatenate([y, time_column], axis=-1)
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        """f(t, y) for y of shape (..., dim)."""
+        sigma, _ = ACTIVATIONS[self.activation]
+        h = self._input(t, y)
+        for k, (weight, bias) in enumerate(self.weights):
+            h = h @ weight.T + bias
+            if k < len(self.weights) - 1:
+                h = sigma(h)
+        return h
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
+        """f(t, y) and cotangent^T df/dy, df/dtheta, df/dt by reverse accumulation by hand."""
+        sigma, sigma_derivative = ACTIVATIONS[self.activation]
+        layer_inputs, pre_activations = [], []
+        h = self._input(t, y)
+        for k, (weight, bias) in enumerate(self.weights):
+            layer_inputs.append(h)
+            h = h @ weight.T + bias
+            if k < len(self.weights) - 1:
+                pre_activations.append(h)
+                h = sigma(h)
+        value = h
+
+        grad_h = cotangent
+        grad_weights: Weights = []
+        for k in reversed(range(len(self.weights))):
+            weight, _ = self.weights[k]
+            flat_grad = grad_h.reshape(-1, grad_h.shape[-1])
+            flat_input = layer_inputs[k].reshape(-1, weight.shape[1])
+            grad_weights.append((flat_grad.T @ flat_input, flat_grad.sum(axis=0)))
+            grad_h = grad_h @ weight
+            if k > 0:
+                grad_h = grad_h * sigma_derivative(pre_activations[k - 1])
+        grad_weights.reverse()
+        grad_t = float(grad_h[..., self.dim].sum()) if self.time_input else 0.0
+        return FieldVJP(value=value, y=grad_h[..., : self.dim], weights=grad_weights, t=grad_t)
+
+
+def random_mlp(
+    dim: int,
+    *,
+    width: int = 16,
+    depth: int = 1,
+    activation: str = "tanh",
+    time_input: bool = False,
+    seed: int = 0,
+    dtype: str = "float64",
+) -> ScratchMLP:
+    """An MLP with `depth` hidden layers of `width`, initialised uniformly in +-1/sqrt(fan_in)."""
+    if dim < 1 or width < 1 or depth < 0:
+        raise ValueError(f"need dim >= 1, width >= 1, depth >= 0; got {dim}, {width}, {depth}")
+    rng = np.random.default_rng(seed)
+    sizes = [dim + int(time_input)] + [width] * depth + [dim]
+    weights = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = 1.0 / np.sqrt(n_in)
+        weights.append(
+            (
+                rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype),
+                rng.uniform(-bound, bound, n_out).astype(dtype),
+            )
+        )
+    return ScratchMLP(weights, activation, time_input)
+
+
+def flatten_weights(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """[(W (out, in), b (out,)), ...] as one vector W0, b0, W1, b1, ... (row-major)."""
+    return np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in weights])
+
+
+def unflatten_weights(theta: np.ndarray, like: Sequence[tuple[np.ndarray, np.ndarray]]) -> Weights:
+    """The inverse of `flatten_weights`, shaped like the weights `like`."""
+    expected = sum(w.size + b.size for w, b in like)
+    if theta.shape != (expected,):
+        raise ValueError(f"expected a parameter vector of shape ({expected},), got {theta.shape}")
+    weights, start = [], 0
+    for w, b in like:
+        weight = theta[start : start + w.size].reshape(w.shape)
+        start += w.size
+        bias = theta[start : start + b.size]
+        start += b.size
+        weights.append((weight, bias))
+    return weights

@@ -1,0 +1,72 @@
+"""Synthetic data sets: shapes, classes, determinism, noise and errors."""
+
+import numpy as np
+import pytest
+
+from pyode.data import Split, concentric_circles, make_split, two_spirals
+
+
+@pytest.mark.parametrize("generator", [two_spirals, concentric_circles])
+def test_shapes_balance_and_determinism(generator):
+    x, y = generator(100, seed=3)
+    assert x.shape == (200, 2) and y.shape == (200,)
+    assert np.bincount(y).tolist() == [100, 100]
+    x_again, y_again = generator(100, seed=3)
+    np.testing.assert_array_equal(x, x_again)
+    np.testing.assert_array_equal(y, y_again)
+    x_other, _ = generator(100, seed=4)
+    assert not np.allclose(x, x_other)
+
+
+def test_spirals_make_the_requested_turns():
+    x, y = two_spirals(2000, turns=1.5, noise=0.0, seed=0)
+    arm = x[y == 0]
+    radius = np.linalg.norm(arm, axis=1)
+    order = np.argsort(radius)
+    angle = np.unwrap(np.arctan2(arm[order, 1], arm[order, 0]))
+    assert abs(angle[-1] - angle[0]) / (2 * np.pi) == pytest.approx(1.5, abs=0.02)
+    for label in (0, 1):  # both arms run from radius 0.1 out to 1
+        radius = np.linalg.norm(x[y == label], axis=1)
+        assert radius.min() == pytest.approx(0.1, abs=0.01) and radius.max() == pytest.approx(1.0, abs=0.01)
+
+
+def test_spiral_noise_level():
+    clean, _ = two_spirals(500, noise=0.0, seed=1)
+    noisy, _ = two_spirals(500, noise=0.1, seed=1)
+    assert np.std(noisy - clean) == pytest.approx(0.1, rel=0.1)
+
+
+def test_circles_disc_inside_ring():
+    x, y = concentric_circles(500, inner_radius=0.5, ring=(1.0, 1.5), noise=0.0, seed=0)
+    radius = np.linalg.norm(x, axis=1)
+    assert radius[y == 0].max() <= 0.5
+    assert radius[y == 1].min() >= 1.0 and radius[y == 1].max() <= 1.5
+
+
+def test_split_round_trip(tmp_path):
+    split = make_split("circles", test_fraction=0.25, seed=2, points_per_class=40)
+    assert len(split.x_test) == 20 and len(split.x_train) == 60
+    assert split.x_train.dtype == np.float32
+    split.save(tmp_path / "circles.npz")
+    loaded = Split.load(tmp_path / "circles.npz")
+    np.testing.assert_array_equal(loaded.x_test, split.x_test)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: make_split("moons"), "unknown dataset 'moons'"),
+        (lambda: make_split("spiral", test_fraction=1.5), "test_fraction"),
+        (lambda: two_spirals(10, noise=-1), "noise"),
+        (lambda: concentric_circles(10, inner_radius=1.2), "inner_radius"),
+    ],
+)
+def test_bad_input_is_a_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a data split"):
+        Split.load(tmp_path / "other.npz")

@@ -1,0 +1,186 @@
+"""pyode.solve: names, errors, orders of convergence, gradients and evaluation counts."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from conftest import relative_error
+
+import pyode
+from pyode.models import MLPField
+
+A = np.array([[-0.1, -1.0], [1.0, -0.1]])
+
+
+class Linear(eqx.Module):
+    matrix: jax.Array
+
+    def __call__(self, t, y):
+        return y @ self.matrix.T
+
+
+def test_unknown_solver_lists_choices():
+    with pytest.raises(ValueError, match="choose one of euler, midpoint"):
+        pyode.solve(Linear(jnp.asarray(A)), jnp.ones(2), t0=0.0, t1=1.0, solver="rk5", steps=4)
+
+
+def test_unknown_adjoint_lists_choices():
+    with pytest.raises(ValueError, match="checkpoint, backsolve, backsolve-seminorm"):
+        pyode.check_options("dopri5", "adjoint-please", rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_tolerances_on_a_fixed_step_solver_are_refused(solver):
+    with pytest.raises(ValueError, match="takes no tolerances"):
+        pyode.check_options(solver, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "needs tolerances"),
+        ({"rtol": 1e-3}, "needs both rtol and atol"),
+        ({"rtol": 1e-3, "atol": 1e-3, "steps": 3}, "not both"),
+        ({"dt": 0.1, "steps": 3}, "dt or steps, not both"),
+        ({"steps": 0}, "at least 1"),
+    ],
+)
+def test_impossible_combinations(options, message):
+    with pytest.raises(ValueError, match=message):
+        pyode.check_options("dopri5", **options)
+
+
+def test_seminorm_needs_an_adaptive_solve():
+    with pytest.raises(ValueError, match="adaptive"):
+        pyode.check_options("rk4", "backsolve-seminorm", steps=4)
+
+
+def test_adaptive_solve_matches_matrix_exponential():
+    y0 = jnp.array([0.6, 0.3])
+    ts = jnp.linspace(0.0, 5.0, 11)
+    solution = pyode.solve(Linear(jnp.asarray(A)), y0, ts, solver="dopri5", rtol=1e-10, atol=1e-10)
+    exact = np.stack([scipy.linalg.expm(A * t) @ np.asarray(y0) for t in np.asarray(ts)])
+    assert solution.ys.shape == (11, 2)
+    np.testing.assert_allclose(solution.ys, exact, rtol=1e-8, atol=1e-9)
+
+
+def _fixed_step_error(solver, steps):
+    y0 = jnp.array([0.6, 0.3])
+    solution = pyode.solve(Linear(jnp.asarray(A)), y0, t0=0.0, t1=2.0, solver=solver, steps=steps)
+    exact = scipy.linalg.expm(A * 2.0) @ np.asarray(y0)
+    return float(np.max(np.abs(np.asarray(solution.final) - exact)))
+
+
+class Riccati(eqx.Module):
+    """dy/dt = -2 t y^2, solved by y(t) = 1 / (1 / y0 + t^2): nonlinear and time-dependent."""
+
+    def __call__(self, t, y):
+        return -2 * t * y**2
+
+
+def _nonlinear_error(solver, steps):
+    y0 = jnp.array([1.5])
+    solution = pyode.solve(Riccati(), y0, t0=0.0, t1=2.0, solver=solver, steps=steps)
+    return float(abs(solution.final[0] - 1 / (1 / 1.5 + 4.0)))
+
+
+@pytest.mark.parametrize("solver", sorted(pyode.SOLVERS))
+def test_each_solver_has_its_claimed_order(solver):
+    """Fit log(error) against log(dt) on a nonlinear ODE; the slope is the order of convergence."""
+    order = pyode.SOLVERS[solver].order
+    # step counts in the asymptotic regime but above round-off for each order
+    # step counts past the pre-asymptotic regime and above round-off for each order; an
+    # eighth-order method reaches round-off before its slope settles, so it gets more room
+    steps = {1: [64, 128, 256], 2: [64, 128, 256], 3: [32, 64, 128], 4: [32, 64, 128], 5: [64, 128, 256]}.get(
+        order, [8, 12, 16]
+    )
+    errors = np.array([_nonlinear_error(solver, int(n)) for n in steps])
+    slope = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    upper = 0.3 if order < 8 else 1.5
+    assert order - 0.3 < slope < order + upper, f"{solver}: slope {slope:.2f}, errors {errors}"
+
+
+def test_rk4_is_fourth_order_against_expm():
+    errors = [_fixed_step_error("rk4", n) for n in (10, 20, 40, 80)]
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    np.testing.assert_allclose(ratios, 16.0, rtol=0.1)
+
+
+@pytest.mark.parametrize("solver", sorted(pyode.SOLVERS))
+def test_forward_evaluation_count_matches_what_runs(solver):
+    field = MLPField(2, width=8, key=jax.random.PRNGKey(1))
+    y0 = jnp.ones((3, 2))
+    spec = pyode.SOLVERS[solver]
+    options = {"rtol": 1e-6, "atol": 1e-6} if spec.adaptive else {"steps": 7}
+    with pyode.counting() as counts:
+        solution = pyode.solve(field, y0, t0=0.0, t1=3.0, solver=solver, **options)
+        jax.block_until_ready(solution.ys)
+    assert counts.forward == int(solution.nfe_forward)
+    if not spec.adaptive:
+        assert int(solution.nfe_forward) == spec.stages * 7
+
+
+def _mlp_loss(field, adjoint, y0, ts, cotangent, tol):
+    solution = pyode.solve(field, y0, ts, solver="dopri5", adjoint=adjoint, rtol=tol, atol=tol)
+    return jnp.sum(solution.ys * cotangent)
+
+
+def _central_differences(loss, params, static, eps=1e-6):
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    loss_of_flat = jax.jit(lambda v: loss(eqx.combine(unravel(v), static)))
+    grads = np.zeros(flat.shape)
+    for i in range(flat.size):
+        step = jnp.zeros_like(flat).at[i].set(eps)
+        grads[i] = (loss_of_flat(flat + step) - loss_of_flat(flat - step)) / (2 * eps)
+    return grads
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    import jax.flatten_util  # noqa: F401
+
+    key_field, key_y, key_c = jax.random.split(jax.random.PRNGKey(3), 3)
+    field = MLPField(2, width=5, activation="tanh", time_input=True, key=key_field)
+    y0 = jax.random.normal(key_y, (3, 2))
+    ts = jnp.array([0.0, 0.4, 1.0])
+    cotangent = jax.random.normal(key_c, (3, 3, 2))
+    return field, y0, ts, cotangent
+
+
+@pytest.mark.parametrize("adjoint", pyode.ADJOINTS)
+def test_gradients_agree_with_central_differences(small_problem, adjoint):
+    field, y0, ts, cotangent = small_problem
+    params, static = eqx.partition(field, eqx.is_inexact_array)
+    grads = eqx.filter_jit(eqx.filter_grad(lambda f: _mlp_loss(f, adjoint, y0, ts, cotangent, 1e-12)))(field)
+    flat_grads, _ = jax.flatten_util.ravel_pytree(eqx.filter(grads, eqx.is_inexact_array))
+    reference = _central_differences(
+        lambda f: _mlp_loss(f, "checkpoint", y0, ts, cotangent, 1e-12), params, static
+    )
+    assert relative_error(flat_grads, jnp.asarray(reference)) < 1e-6
+
+
+def test_seminorm_takes_fewer_backward_evaluations(small_problem):
+    field, y0, ts, cotangent = small_problem
+    counts_by_method = {}
+    for adjoint in ("backsolve", "backsolve-seminorm"):
+        with pyode.counting() as counts:
+            grads = eqx.filter_grad(lambda f, a=adjoint: _mlp_loss(f, a, y0, ts, cotangent, 1e-8))(field)
+            jax.block_until_ready(grads)
+        counts_by_method[adjoint] = counts.backward
+    print("backward evaluations:", counts_by_method)
+    assert 0 < counts_by_method["backsolve-seminorm"] < counts_by_method["backsolve"], counts_by_method
+
+
+def test_checkpoint_backward_count_is_one_vjp_per_forward_evaluation():
+    field = MLPField(2, width=8, key=jax.random.PRNGKey(1))
+    y0 = jnp.ones((4, 2))
+
+    def loss(f):
+        solution = pyode.solve(f, y0, t0=0.0, t1=1.0, solver="rk4", steps=5)
+        return jnp.sum(solution.final)
+
+    with pyode.counting() as counts:
+        jax.block_until_ready(eqx.filter_grad(loss)(field))
+    assert counts.backward == 4 * 5
