@@ -7,6 +7,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/scratch.smk"
+include: "workflow/rules/crossval.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -14,4 +15,5 @@ rule all:
     input:
         classify_outputs(),
         "results/scratch/metrics.json",
+        crossval_outputs(),
         "results/summary.csv",

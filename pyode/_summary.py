@@ -26,6 +26,4 @@ def write_summary(metrics_paths: list[Path], csv_path: Path, json_path: Path, *,
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
-    json_path.write_text(
-        json.dumps({"config": config, "versions": versions(), "runs": runs}, indent=2)
-    )
+    json_path.write_text(json.dumps({"config": config, "versions": versions(), "runs": runs}, indent=2))

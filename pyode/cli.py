@@ -57,6 +57,12 @@ def scratch(args) -> None:
     print(json.dumps(metrics, indent=2, default=str))
 
 
+def crossval(args) -> None:
+    from .crossval import main as crossval_main
+
+    crossval_main(args.arguments)
+
+
 def summary(args) -> None:
     from ._summary import write_summary
 
@@ -96,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--settings", default="{}", help="JSON; see DEFAULT_REGRESSION_SETTINGS")
     command.add_argument("--out", required=True, help="folder for metrics, history and figures")
     command.set_defaults(run=scratch)
+
+    command = commands.add_parser(
+        "crossval", help="cross-validation: make-case, run, summarise, sweep-summary (see docs/crossval.md)"
+    )
+    command.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of `pyode crossval`")
+    command.set_defaults(run=crossval)
 
     command = commands.add_parser("summary", help="gather metrics.json files into one table")
     command.add_argument("metrics", nargs="+")

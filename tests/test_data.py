@@ -59,6 +59,7 @@ def test_split_round_trip(tmp_path):
         (lambda: make_split("spiral", test_fraction=1.5), "test_fraction"),
         (lambda: two_spirals(10, noise=-1), "noise"),
         (lambda: concentric_circles(10, inner_radius=1.2), "inner_radius"),
+        (lambda: make_split("spiral", ring=[1, 2]), "unknown option.*'ring'.*'spiral'"),
     ],
 )
 def test_bad_input_is_a_clear_error(call, message):

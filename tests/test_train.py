@@ -27,7 +27,9 @@ TINY = {
 
 
 def _quadratic_problem():
-    model = make_classifier(2, width=4, solve_options={"solver": "euler", "steps": 2}, key=jax.random.PRNGKey(0))
+    model = make_classifier(
+        2, width=4, solve_options={"solver": "euler", "steps": 2}, key=jax.random.PRNGKey(0)
+    )
 
     def loss(m, batch):
         logits, solution = m(batch)
@@ -73,7 +75,9 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_p
         fit(model, loss, poisoned_batch_at, options, tmp_path)
     history = read_history(tmp_path / "history.jsonl")
     assert len(history) == 12 and all(np.isfinite(r["loss"]) for r in history)
-    saved = eqx.tree_deserialise_leaves(tmp_path / "checkpoint.eqx", (eqx.filter(model, eqx.is_inexact_array), None, 0))
+    saved = eqx.tree_deserialise_leaves(
+        tmp_path / "checkpoint.eqx", (eqx.filter(model, eqx.is_inexact_array), None, 0)
+    )
     assert saved is not None
 
 
@@ -101,7 +105,14 @@ def test_sigterm_midway_then_rerun_resumes(tmp_path):
     make_split("spiral", points_per_class=40, seed=1).save(tmp_path / "spiral.npz")
     settings = json.dumps({**TINY, "train": {**TINY["train"], "steps": 3000, "checkpoint_every": 1000}})
     command = [sys.executable, "-m", "pyode.cli", "--threads", "1", "classify-train", "--no-progress"]
-    command += ["--data", str(tmp_path / "spiral.npz"), "--settings", settings, "--out", str(tmp_path / "run")]
+    command += [
+        "--data",
+        str(tmp_path / "spiral.npz"),
+        "--settings",
+        settings,
+        "--out",
+        str(tmp_path / "run"),
+    ]
     process = subprocess.Popen(command)
     history_path = tmp_path / "run" / "train-state" / "history.jsonl"
     deadline = time.time() + 120

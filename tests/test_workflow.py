@@ -44,10 +44,17 @@ def _tiny_config(project: Path) -> Path:
 
 def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     config = _tiny_config(project)
-    _snakemake(project, "--cores", "2", "--configfile", str(config), "all")
+    _snakemake(project, "all", "--cores", "2", "--configfile", str(config))
     for model in ("node", "anode"):
         run = project / "results" / "classify" / "spiral" / model
-        for name in ("metrics.json", "model.eqx", "history.jsonl", "loss.png", "dynamics.png", "decision.png"):
+        for name in (
+            "metrics.json",
+            "model.eqx",
+            "history.jsonl",
+            "loss.png",
+            "dynamics.png",
+            "decision.png",
+        ):
             assert (run / name).stat().st_size > 0, name
         metrics = json.loads((run / "metrics.json").read_text())
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
@@ -57,24 +64,24 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     assert len(summary) == 3 and "test_accuracy" in summary[0]
     assert json.loads((project / "results" / "summary.json").read_text())["versions"]["jax"]
     assert (project / "results" / "scratch" / "metrics.json").exists()
-    again = _snakemake(project, "--cores", "2", "--configfile", str(config), "-n", "all")
+    again = _snakemake(project, "all", "-n", "--cores", "2", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_a_wrong_config_key_is_named(project):
     config = yaml.safe_load((project / "config" / "test.yaml").read_text())
-    config["classify"]["field"]["widht"] = 8
+    config["classify"]["models"][0]["augmnet"] = 1
     (project / "bad.yaml").write_text(yaml.safe_dump(config))
-    result = _snakemake(project, "-n", "--configfile", "bad.yaml", "all", check=False)
+    result = _snakemake(project, "all", "-n", "--configfile", "bad.yaml", check=False)
     assert result.returncode != 0
-    assert "widht" in result.stdout + result.stderr
+    assert "augmnet" in result.stdout + result.stderr
 
 
 def test_a_wrong_config_value_is_named(project):
     config = yaml.safe_load((project / "config" / "test.yaml").read_text())
     config["classify"]["solve"]["solver"] = "rk5"
     (project / "bad.yaml").write_text(yaml.safe_dump(config))
-    result = _snakemake(project, "-n", "--configfile", "bad.yaml", "all", check=False)
+    result = _snakemake(project, "all", "-n", "--configfile", "bad.yaml", check=False)
     assert result.returncode != 0
     assert "rk5" in result.stdout + result.stderr
 

@@ -1,5 +1,6 @@
 """Two-class point sets in the plane for neural ODE classifiers."""
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,16 @@ def make_split(dataset: str, *, test_fraction: float = 0.2, seed: int = 0, **opt
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(GENERATORS)}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    generator = GENERATORS[dataset]
+    known = set(inspect.signature(generator).parameters) - {"seed"}
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for dataset {dataset!r}; known: {sorted(known)}"
+        )
     if "ring" in options:
         options["ring"] = tuple(options["ring"])
-    x, y = GENERATORS[dataset](seed=seed, **options)
+    x, y = generator(seed=seed, **options)
     n_test = int(round(test_fraction * len(x)))
     return Split(
         x_train=x[n_test:].astype(np.float32),

@@ -8,3 +8,4 @@ from ._node import AugmentedNeuralODE as AugmentedNeuralODE
 from ._node import NeuralODE as NeuralODE
 from ._node import ODEClassifier as ODEClassifier
 from ._node import make_classifier as make_classifier
+from ._physics import VanDerPol as VanDerPol

@@ -11,21 +11,28 @@ def crossval_error_sweep(rows: list[dict]):
     """Max relative error against rtol, one line per backend pair and a panel per quantity (log-log).
 
     `rows` are the sweep's pair errors (keys backend_a, backend_b, quantity, rtol, max_rel).
-    The dashed line is error = rtol; errors should fall with it toward round-off.
+    The dashed black line is error = rtol; errors should fall with it toward round-off.
+    Exact agreement (zero error, e.g. two gradient methods sharing one forward solve) is not drawn.
     """
     fig, axes = plt.subplots(1, len(QUANTITY_TITLES), figsize=(4.2 * len(QUANTITY_TITLES), 3.8), sharey=True)
     pairs = sorted({(r["backend_a"], r["backend_b"]) for r in rows})
     rtols = sorted({float(r["rtol"]) for r in rows})
+    colours = plt.get_cmap("tab10").colors
     for ax, (name, title) in zip(axes, QUANTITY_TITLES.items(), strict=True):
-        for a, b in pairs:
+        for i, (a, b) in enumerate(pairs):
             points = sorted(
-                (float(r["rtol"]), max(float(r["max_rel"]), 1e-17))
+                (float(r["rtol"]), float(r["max_rel"]))
                 for r in rows
-                if r["quantity"] == name and (r["backend_a"], r["backend_b"]) == (a, b)
+                if r["quantity"] == name
+                and (r["backend_a"], r["backend_b"]) == (a, b)
+                and float(r["max_rel"]) > 0
             )
             if points:
                 x, y = zip(*points, strict=True)
-                ax.loglog(x, y, marker="o", markersize=3, linewidth=1, label=f"{a} / {b}")
+                style = dict(
+                    color=colours[i % 10], linestyle=("-", "--", ":")[i // 10 % 3], marker="os^"[i // 10 % 3]
+                )
+                ax.loglog(x, y, markersize=3, linewidth=1, label=f"{a} / {b}", **style)
         if rtols:
             ax.loglog(rtols, rtols, "k--", linewidth=0.8, label="error = rtol")
         ax.axhline(np.finfo(np.float64).eps, color="grey", linewidth=0.6, linestyle=":")
@@ -50,6 +57,7 @@ def crossval_nfe(rows: list[dict]):
         ax.bar(x + 0.2, [int(r["nfe_backward"]) for r in here], 0.4, label="backward")
         ax.set_xticks(x, [r["backend"] for r in here], rotation=60, ha="right", fontsize=7)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=1)
         ax.set_title(case)
     axes[0][0].set_ylabel("vector-field evaluations")
     axes[0][0].legend(fontsize=7)

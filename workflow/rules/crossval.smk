@@ -2,52 +2,8 @@
 # Backends and the comparison rule: docs/crossval.md. Config section: `crossval`.
 
 
-def crossval_case_spec(wildcards):
-    """The config entry of one case, as JSON."""
-    return settings_json(config["crossval"]["cases"][wildcards.case])
-
-
-def crossval_case_inputs(wildcards):
-    """A case exported from a trained classifier needs its model file; a generated one nothing."""
-    field = config["crossval"]["cases"][wildcards.case]["field"]
-    if field["kind"] == "classifier":
-        return [field["model"], os.path.splitext(field["model"])[0] + ".json"]
-    return []
-
-
-def crossval_julia_mode():
-    """auto, require or off (an unquoted YAML `off` reads as false)."""
-    mode = config["crossval"]["julia"]
-    return "off" if mode is False else mode
-
-
-def crossval_rtol_tag(rtol):
-    """A file-name tag for a tolerance of the sweep (1e-05)."""
-    return f"{float(rtol):.0e}"
-
-
-def crossval_sweep_files(backend):
-    """The result files of one backend across the sweep, in the order of its tolerances."""
-    return [
-        f"results/crossval/sweep/{backend}/rtol_{crossval_rtol_tag(r)}.npz"
-        for r in config["crossval"]["sweep"]["rtols"]
-    ]
-
-
-def crossval_outputs():
-    """Every file the cross-validation ends with (for `rule all`)."""
-    return [
-        "results/crossval/summary.csv",
-        "results/crossval/summary.md",
-        "results/crossval/backends.csv",
-        "results/crossval/nfe.png",
-        "results/crossval/sweep.csv",
-        "results/crossval/sweep.png",
-    ]
-
-
 wildcard_constraints:
-    case="|".join(config["crossval"]["cases"]),
+    case="|".join(crossval_cases()),
     backend="[a-z0-9-]+",
 
 
@@ -101,7 +57,7 @@ rule crossval_summary:
     input:
         [
             f"results/crossval/runs/{case}/{backend}.npz"
-            for case in config["crossval"]["cases"]
+            for case in crossval_cases()
             for backend in config["crossval"]["backends"]
         ],
     output:

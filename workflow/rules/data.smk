@@ -1,6 +1,6 @@
 wildcard_constraints:
-    dataset="|".join(config["classify"]["datasets"]),
-    model="|".join(config["classify"]["models"]),
+    dataset="|".join(classify_datasets()),
+    model="|".join(classify_models()),
 
 
 rule classify_data:
@@ -8,7 +8,7 @@ rule classify_data:
         "results/classify/data/{dataset}.npz",
     params:
         settings=lambda w: settings_json(
-            {"seed": config["seed"], **config["classify"]["datasets"][w.dataset]}
+            {"seed": config["seed"], **classify_datasets()[w.dataset]}
         ),
     conda:
         "../envs/pyode.yaml"

@@ -1,0 +1,206 @@
+"""
+    PyodeReference
+
+The DiffEqFlux.jl reference of pyode's cross-validation: reads a case (`<name>.npz` with
+`<name>.json` beside it, layout in docs/crossval.md), solves it with an OrdinaryDiffEq
+solver chosen by name and differentiates the case's loss with an explicitly chosen
+SciMLSensitivity adjoint. Case arrays are (batch, dim) and (time, batch, dim), NumPy's
+order; Julia works on (dim, batch) and (dim, batch, time): `to_julia` and `to_numpy`
+transpose at the boundary, once.
+"""
+module PyodeReference
+
+using ChainRulesCore: ignore_derivatives
+using ComponentArrays: ComponentArrays, ComponentArray
+using DiffEqFlux: DiffEqFlux, NeuralODE
+using JSON: JSON
+using Lux: Lux, Chain, Dense, elu, relu, softplus
+using NPZ: npzread
+using OrdinaryDiffEq: OrdinaryDiffEq, ODEProblem, solve
+using OrdinaryDiffEqLowOrderRK: DP5
+using OrdinaryDiffEqRosenbrock: Rodas5P
+using OrdinaryDiffEqTsit5: Tsit5
+using OrdinaryDiffEqVerner: Vern9
+using Random: Xoshiro
+using SciMLSensitivity: SciMLSensitivity, BacksolveAdjoint, GaussAdjoint, InterpolatingAdjoint, QuadratureAdjoint,
+    ZygoteVJP
+using Zygote: Zygote
+
+export run_case
+
+const SOLVERS = Dict("Tsit5" => Tsit5, "DP5" => DP5, "Vern9" => Vern9, "Rodas5P" => Rodas5P)
+const SENSEALGS = ("InterpolatingAdjoint", "QuadratureAdjoint", "BacksolveAdjoint", "GaussAdjoint")
+const ACTIVATIONS = Dict("tanh" => tanh, "softplus" => softplus, "elu" => elu, "relu" => relu)
+
+"Evaluations of the vector field since the last reset (each VJP evaluates it once more)."
+const EVALUATIONS = Ref(0)
+
+count_evaluation() = ignore_derivatives(() -> EVALUATIONS[] += 1)
+
+"""
+    solver(name)
+
+The OrdinaryDiffEq algorithm called `name` (Tsit5, DP5, Vern9 or Rodas5P).
+"""
+function solver(name::AbstractString)
+    haskey(SOLVERS, name) || throw(ArgumentError("unknown solver $name; choose one of $(sort(collect(keys(SOLVERS))))"))
+    return SOLVERS[name]()
+end
+
+"""
+    sensitivity(name; reltol, abstol)
+
+The SciMLSensitivity adjoint called `name`, always with Zygote vector-Jacobian products, so
+that the reference never depends on a default.
+"""
+function sensitivity(name::AbstractString; reltol::Real, abstol::Real)
+    name == "InterpolatingAdjoint" && return InterpolatingAdjoint(; autojacvec = ZygoteVJP())
+    name == "QuadratureAdjoint" &&
+        return QuadratureAdjoint(; autojacvec = ZygoteVJP(), reltol = reltol, abstol = abstol)
+    name == "BacksolveAdjoint" && return BacksolveAdjoint(; autojacvec = ZygoteVJP(), checkpointing = true)
+    name == "GaussAdjoint" && return GaussAdjoint(; autojacvec = ZygoteVJP())
+    throw(ArgumentError("unknown sensealg $name; choose one of $SENSEALGS"))
+end
+
+"NumPy (batch, dim) or (time, batch, dim) to Julia (dim, batch) or (dim, batch, time)."
+to_julia(x::AbstractArray) = permutedims(x, reverse(1:ndims(x)))
+
+"Julia (dim, batch[, time]) back to NumPy's (batch, dim) or (time, batch, dim)."
+to_numpy(x::AbstractArray) = permutedims(x, reverse(1:ndims(x)))
+
+layer_count(arrays) = count(startswith("weight_"), keys(arrays))
+
+"""
+    lux_model(sizes, activation)
+
+A Lux `Chain`: a layer counting evaluations, then `Dense` layers of the given sizes with
+the activation after every one but the last (pyode's `MLPField`). The Dense layers are
+`layer_2`, `layer_3`, ... of the Chain.
+"""
+function lux_model(sizes::AbstractVector{<:Integer}, activation::AbstractString)
+    σ = ACTIVATIONS[activation]
+    n = length(sizes) - 1
+    dense = [Dense(sizes[k] => sizes[k + 1], k < n ? σ : identity) for k in 1:n]
+    return Chain(Lux.WrappedFunction(x -> (count_evaluation(); x)), dense...)
+end
+
+"""
+    lux_parameters(arrays)
+
+The case's `weight_k` (out, in) and `bias_k` (out,), k = 0, 1, ..., as the `ComponentArray`
+of `lux_model`'s Chain (`layer_1` counts and has no parameters). Lux's Dense keeps the same
+(out, in) layout, and NPZ.jl reads C-ordered arrays with NumPy's indices: no transposition.
+"""
+function lux_parameters(arrays::AbstractDict)
+    n = layer_count(arrays)
+    names = Tuple(Symbol("layer_$k") for k in 1:(n + 1))
+    dense = Tuple(
+        (; weight = Matrix{Float64}(arrays["weight_$k"]), bias = Vector{Float64}(arrays["bias_$k"]))
+            for k in 0:(n - 1)
+    )
+    return ComponentArray(NamedTuple{names}((NamedTuple(), dense...)))
+end
+
+"Gradient of the `ComponentArray` parameters back in the case's names and layouts."
+function parameter_gradients(kind::AbstractString, grad, n_layers::Integer)
+    kind == "vdp" && return ["theta"], Any[Vector(grad)]
+    names, values = String[], Any[]
+    for k in 1:n_layers
+        layer = getproperty(grad, Symbol("layer_$(k + 1)"))
+        append!(names, ["weight_$(k - 1)", "bias_$(k - 1)"])
+        append!(values, [Matrix(layer.weight), Vector(layer.bias)])
+    end
+    return names, values
+end
+
+"dx/dt = v, dv/dt = mu (1 - x^2) v - x on states (2, batch); p = [mu]."
+function van_der_pol(u, p, t)
+    count_evaluation()
+    x = u[1:1, :]
+    v = u[2:2, :]
+    return vcat(v, p[1] .* (1 .- x .^ 2) .* v .- x)
+end
+
+"""
+    trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
+
+A function (u0, p) -> trajectory (dim, batch, time) and the parameters p of the case.
+An autonomous MLP runs through DiffEqFlux's `NeuralODE`; a time-dependent MLP (t as the
+last input feature) and Van der Pol through a plain `ODEProblem`, as `NeuralODE` ignores t.
+"""
+function trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
+    field = meta["field"]
+    tspan = (first(ts), last(ts))
+    options = (; saveat = ts, reltol = reltol, abstol = abstol, sensealg = sensealg)
+    if field["kind"] == "vdp"
+        p = Vector{Float64}(arrays["theta"])
+        solve_vdp(u0, p) = Array(solve(ODEProblem{false}(van_der_pol, u0, tspan, p), alg; options...))
+        return solve_vdp, p
+    end
+    model = lux_model(Int.(field["sizes"]), field["activation"])
+    _, state = Lux.setup(Xoshiro(0), model)
+    p = lux_parameters(arrays)
+    if field["time_input"]
+        mlp_with_time(u, p, t) = first(model(vcat(u, fill(t, 1, size(u, 2))), p, state))
+        solve_mlp(u0, p) = Array(solve(ODEProblem{false}(mlp_with_time, u0, tspan, p), alg; options...))
+        return solve_mlp, p
+    end
+    node = NeuralODE(model, tspan, alg; options...)
+    solve_node(u0, p) = Array(first(node(u0, p, state)))
+    return solve_node, p
+end
+
+"""
+    run_case(path; solver_name, sensealg_name, reltol, abstol)
+
+Solve the case at `path` (its .npz; the .json beside it) and differentiate
+`sum(cotangent .* trajectory)`. Returns a NamedTuple: `trajectory` (time, batch, dim),
+`grad_y0` (batch, dim), `grad_names` and `grad_values` (the case's parameter names and
+layouts), `nfe_forward`, `nfe_backward`, `method` and `versions`.
+"""
+function run_case(
+        path::AbstractString;
+        solver_name::AbstractString,
+        sensealg_name::AbstractString,
+        reltol::Real,
+        abstol::Real
+    )
+    arrays = npzread(splitext(path)[1] * ".npz")
+    meta = JSON.parsefile(splitext(path)[1] * ".json")
+    ts = Vector{Float64}(arrays["ts"])
+    u0 = to_julia(Matrix{Float64}(arrays["y0"]))
+    cotangent = to_julia(Array{Float64, 3}(arrays["cotangent"]))
+    alg = solver(solver_name)
+    sensealg = sensitivity(sensealg_name; reltol = reltol, abstol = abstol)
+    trajectory, p = trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
+
+    EVALUATIONS[] = 0
+    ys = trajectory(u0, p)
+    nfe_forward = EVALUATIONS[]
+    EVALUATIONS[] = 0
+    grad_u0, grad_p = Zygote.gradient((u0, p) -> sum(cotangent .* trajectory(u0, p)), u0, p)
+    nfe_backward = EVALUATIONS[] - nfe_forward
+    grad_p isa ComponentArray || p isa Vector || (grad_p = ComponentArray(vec(grad_p), ComponentArrays.getaxes(p)...))
+
+    kind = meta["field"]["kind"]
+    names, values = parameter_gradients(kind, grad_p, kind == "vdp" ? 0 : layer_count(arrays))
+    return (;
+        trajectory = to_numpy(ys),
+        grad_y0 = to_numpy(grad_u0),
+        grad_names = names,
+        grad_values = values,
+        nfe_forward = nfe_forward,
+        nfe_backward = nfe_backward,
+        method = "$(kind == "mlp" && !meta["field"]["time_input"] ? "DiffEqFlux.NeuralODE" : "ODEProblem") " *
+            "solved with $solver_name, Zygote.gradient through sensealg = $sensealg_name(autojacvec = ZygoteVJP())",
+        versions = versions(),
+    )
+end
+
+"Versions of the packages doing the work."
+function versions()
+    modules = (; DiffEqFlux, SciMLSensitivity, OrdinaryDiffEq, Lux, ComponentArrays, Zygote)
+    return Dict("julia" => string(VERSION), (string(k) => string(pkgversion(m)) for (k, m) in pairs(modules))...)
+end
+
+end

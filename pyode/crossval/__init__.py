@@ -1,0 +1,12 @@
+"""Cross-validation: cases, running backends, comparing them, tolerance sweeps (docs/crossval.md)."""
+
+from ._cases import EXPLICIT_SOLVERS as EXPLICIT_SOLVERS
+from ._cases import IMPLICIT_SOLVERS as IMPLICIT_SOLVERS
+from ._cases import case_from_classifier as case_from_classifier
+from ._cases import make_case as make_case
+from ._cases import write_case as write_case
+from ._cli import main as main
+from ._compare import PairError as PairError
+from ._compare import allowed_error as allowed_error
+from ._compare import compare_results as compare_results
+from ._compare import write_summary as write_summary

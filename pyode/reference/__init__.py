@@ -1,0 +1,19 @@
+"""Independent implementations of a cross-validation case, all behind one small interface.
+
+Each backend (`AbstractBackend`) solves a `Case` and returns a `Result`: the trajectory,
+dL/dy0, dL/dtheta, evaluation counts, wall time, versions and a method description.
+Run one in its own process: `python -m pyode.reference BACKEND case.npz result.npz`.
+"""
+
+from ._base import AbstractBackend as AbstractBackend
+from ._base import BackendUnavailable as BackendUnavailable
+from ._base import Result as Result
+from ._base import Skipped as Skipped
+from ._base import load_result as load_result
+from ._case import Case as Case
+from ._case import load_case as load_case
+from ._julia import find_julia as find_julia
+from ._julia import julia_unavailable_reason as julia_unavailable_reason
+from ._registry import BACKENDS as BACKENDS
+from ._registry import get_backend as get_backend
+from ._registry import run_backend as run_backend

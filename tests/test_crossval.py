@@ -1,0 +1,203 @@
+"""Cases from the config and from a classifier, the comparison rule, the summary and the CLI."""
+
+import csv
+
+import jax
+import numpy as np
+import pytest
+
+import pyode
+from pyode.crossval import (
+    IMPLICIT_SOLVERS,
+    allowed_error,
+    case_from_classifier,
+    compare_results,
+    main,
+    make_case,
+    write_summary,
+)
+from pyode.models import make_classifier
+from pyode.reference import Result, Skipped, load_case, load_result
+
+jax.config.update("jax_enable_x64", True)
+
+MLP_SPEC = {
+    "field": {"kind": "mlp", "dim": 3, "width": 5, "depth": 2, "activation": "softplus", "time_input": True}
+}
+
+
+def test_cases_are_seeded_and_shaped_by_the_config():
+    a = make_case("c", {**MLP_SPEC, "batch": 2, "times": 6, "t1": 2.0}, seed=1, rtol=1e-6, atol=1e-7)
+    b = make_case("c", {**MLP_SPEC, "batch": 2, "times": 6, "t1": 2.0}, seed=1, rtol=1e-6, atol=1e-7)
+    other = make_case("d", {**MLP_SPEC, "batch": 2, "times": 6, "t1": 2.0}, seed=1, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(a.params["weight_0"], b.params["weight_0"])
+    assert not np.array_equal(a.y0, other.y0)
+    assert a.field["sizes"] == [4, 5, 5, 3] and a.y0.shape == (2, 3) and a.cotangent.shape == (6, 2, 3)
+    assert a.ts[0] == 0.0 and a.ts[-1] == 2.0 and (a.rtol, a.atol) == (1e-6, 1e-7)
+
+
+def test_stiff_case_chooses_implicit_solvers():
+    case = make_case("v", {"field": {"kind": "vdp", "mu": 10.0}, "stiff": True}, seed=0, rtol=1e-6, atol=1e-6)
+    assert case.solvers == IMPLICIT_SOLVERS and case.params["theta"].tolist() == [10.0]
+
+
+@pytest.mark.parametrize("augment", [0, 1])
+def test_case_exported_from_a_classifier_holds_its_field(augment, tmp_path):
+    classifier = make_classifier(
+        2,
+        augment=augment,
+        width=6,
+        time_input=True,
+        solve_options={"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3},
+        key=jax.random.PRNGKey(3),
+    )
+    case = case_from_classifier("spiral", classifier, {"batch": 5}, seed=0, rtol=1e-9, atol=1e-9)
+    case.save(tmp_path / "spiral.npz")
+    case = load_case(tmp_path / "spiral.npz")
+    field = classifier.ode.field
+    for k, (weight, bias) in enumerate(field.weights()):
+        np.testing.assert_array_equal(case.params[f"weight_{k}"], np.asarray(weight))
+        np.testing.assert_array_equal(case.params[f"bias_{k}"], np.asarray(bias))
+    assert case.y0.shape == (5, 2 + augment) and case.ts[-1] == classifier.ode.t1
+    if augment:
+        assert np.all(case.y0[:, -1] == 0)
+    from pyode.reference._pyode import build_field
+
+    t, y = 0.4, case.y0
+    np.testing.assert_allclose(build_field(case)(t, y), field(t, jax.numpy.asarray(y)), rtol=1e-6)
+
+
+def fake_result(backend, offset, rtol=1e-6):
+    return Result(
+        backend=backend,
+        case="c",
+        trajectory=np.ones((3, 2, 2)) + offset,
+        grad_y0=np.full((2, 2), 2.0),
+        grad_params={"weight_0": np.ones((2, 2)), "bias_0": np.zeros(2)},
+        nfe_forward=10,
+        nfe_backward=20,
+        wall_time=0.1,
+        method="fake",
+        rtol=rtol,
+        atol=rtol,
+    )
+
+
+def test_comparison_rule_passes_close_results_and_fails_far_ones():
+    close = allowed_error(2.0, 1e-6, 1e-6) * 0.5
+    results = [
+        fake_result("a", 0.0),
+        fake_result("b", close),
+        fake_result("c", 1e-2),
+        Skipped("d", "c", "no d here"),
+    ]
+    rows = compare_results(results)
+    assert {(r.backend_a, r.backend_b) for r in rows} == {("a", "b"), ("a", "c"), ("b", "c")}
+    verdict = {(r.backend_a, r.backend_b, r.quantity): r.passed for r in rows}
+    assert verdict[("a", "b", "trajectory")] and not verdict[("a", "c", "trajectory")]
+    assert verdict[("a", "c", "grad_y0")]
+    assert allowed_error(1.0, 1e-10, 1e-10) == pytest.approx(2e-7 + 1000 * np.finfo(float).eps)
+
+
+def test_summary_says_what_ran_and_what_was_skipped(tmp_path):
+    results = [
+        fake_result("a", 0.0),
+        fake_result("b", 0.0),
+        Skipped("diffeqflux-gauss", "c", "no Julia found"),
+        Skipped("pyode-backsolve", "c", "EquinoxRuntimeError: max steps", status="failed"),
+    ]
+    write_summary(results, tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "Backends that ran: a, b." in text
+    assert "**diffeqflux-gauss** on c: no Julia found" in text
+    assert "Failed" in text and "EquinoxRuntimeError" in text
+    assert "3 of 3 comparisons pass" in text  # only a/b compared; skipped never counted
+    with open(tmp_path / "backends.csv") as f:
+        statuses = {row["backend"]: row["status"] for row in csv.DictReader(f)}
+    assert statuses == {"a": "ran", "b": "ran", "diffeqflux-gauss": "skipped", "pyode-backsolve": "failed"}
+
+
+def test_figures_draw_from_the_tables(tmp_path):
+    from pyode.plots import save_figure
+    from pyode.plots._crossval import crossval_error_sweep, crossval_nfe
+
+    rows = [
+        {"backend_a": "a", "backend_b": "b", "quantity": q, "rtol": r, "max_rel": r / 10}
+        for q in ("trajectory", "grad_y0", "grad_theta")
+        for r in (1e-3, 1e-6, 1e-9)
+    ]
+    save_figure(crossval_error_sweep(rows), tmp_path / "sweep.png")
+    backends = [
+        {"case": "c", "backend": "a", "status": "ran", "nfe_forward": "10", "nfe_backward": "30"},
+        {"case": "c", "backend": "b", "status": "skipped", "nfe_forward": "", "nfe_backward": ""},
+    ]
+    save_figure(crossval_nfe(backends), tmp_path / "nfe.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "nfe.png").stat().st_size > 0
+
+
+def test_command_line_runs_the_stage(tmp_path):
+    spec = '{"field": {"kind": "mlp", "dim": 2, "width": 4, "depth": 1, "activation": "tanh"}, "batch": 2}'
+    case = str(tmp_path / "cases" / "t.npz")
+    main(
+        [
+            "make-case",
+            "--name",
+            "t",
+            "--spec",
+            spec,
+            "--seed",
+            "0",
+            "--rtol",
+            "1e-8",
+            "--atol",
+            "1e-8",
+            "--out",
+            case,
+        ]
+    )
+    runs = []
+    for backend in ("scipy", "scratch", "diffeqflux-interpolating"):
+        runs.append(str(tmp_path / "runs" / f"{backend}.npz"))
+        main(["run", "--backend", backend, "--case", case, "--out", runs[-1], "--julia", "off"])
+    main(
+        [
+            "summarise",
+            "--results",
+            *runs,
+            "--out-dir",
+            str(tmp_path),
+            "--nfe-figure",
+            str(tmp_path / "nfe.png"),
+        ]
+    )
+    assert "disabled in the config (julia: off)" in (tmp_path / "summary.md").read_text()
+    sweep = [
+        str(tmp_path / "sweep" / f"{backend}_{i}.npz") for backend in ("scipy", "scratch") for i in range(3)
+    ]
+    for backend in ("scipy", "scratch"):
+        outs = [s for s in sweep if f"/{backend}_" in s]
+        main(["run", "--backend", backend, "--case", case, "--out", *outs, "--tolerances", "1e-4,1e-6,1e-8"])
+    assert [load_result(s).rtol for s in sweep[:3]] == [1e-4, 1e-6, 1e-8]
+    main(
+        [
+            "sweep-summary",
+            "--results",
+            *sweep,
+            "--out-csv",
+            str(tmp_path / "sweep.csv"),
+            "--figure",
+            str(tmp_path / "s.png"),
+        ]
+    )
+    with open(tmp_path / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    errors = [float(r["max_rel"]) for r in rows if r["quantity"] == "trajectory"]
+    assert len(errors) == 3 and errors[-1] < errors[0]
+
+
+def test_pyode_backend_says_when_it_falls_back():
+    from pyode.reference._pyode import PyodeBackend
+
+    case = make_case("v", {"field": {"kind": "vdp", "mu": 10.0}, "stiff": True}, seed=0, rtol=1e-6, atol=1e-6)
+    expected = "kvaerno5" if "kvaerno5" in pyode.SOLVERS else "dopri5"
+    assert PyodeBackend("checkpoint").solver_name(case) == expected

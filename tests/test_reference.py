@@ -1,0 +1,255 @@
+"""The backends of the cross-validation: case files, weight layout, orientation, agreement."""
+
+import itertools
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from pyode.crossval import make_case
+from pyode.reference import (
+    BACKENDS,
+    BackendUnavailable,
+    Skipped,
+    get_backend,
+    julia_unavailable_reason,
+    load_case,
+    load_result,
+    run_backend,
+)
+from pyode.reference._pyode import build_field
+from pyode.reference._scipy import field_and_jacobians
+
+jax.config.update("jax_enable_x64", True)
+
+PORTABLE = [
+    "pyode-checkpoint",
+    "pyode-backsolve",
+    "torchdiffeq-odeint",
+    "torchdiffeq-adjoint",
+    "scipy",
+    "scratch",
+]
+
+
+def small_case(activation="tanh", time_input=False, tol=1e-10, **spec):
+    field = {
+        "kind": "mlp",
+        "dim": 2,
+        "width": 8,
+        "depth": 1,
+        "activation": activation,
+        "time_input": time_input,
+    }
+    return make_case(
+        f"small_{activation}_{time_input}",
+        {"field": field, "batch": 3, "times": 4, **spec},
+        seed=0,
+        rtol=tol,
+        atol=tol,
+    )
+
+
+def test_case_files_round_trip(tmp_path):
+    case = small_case(time_input=True)
+    case.save(tmp_path / "c.npz")
+    loaded = load_case(tmp_path / "c.json")
+    assert loaded.field == case.field and loaded.solvers == case.solvers
+    for name in ("y0", "ts", "cotangent"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(case, name))
+    assert list(loaded.params) == ["weight_0", "bias_0", "weight_1", "bias_1"]
+    assert loaded.params["weight_0"].shape == (8, 3)  # (out, in), t the last input
+    assert loaded.cotangent.shape == (4, 3, 2)  # (time, batch, dim)
+
+
+def test_case_rejects_inconsistent_layout():
+    case = small_case()
+    with pytest.raises(ValueError, match="cotangent"):
+        type(case)(**{**case.__dict__, "cotangent": case.cotangent[:, :, :1]})
+    transposed = dict(case.params, weight_0=case.params["weight_0"].T)
+    with pytest.raises(ValueError, match="sizes"):
+        type(case)(**{**case.__dict__, "params": transposed})
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "elu", "relu"])
+@pytest.mark.parametrize("time_input", [False, True])
+def test_every_backend_field_is_the_same_function(activation, time_input):
+    """pyode's MLPField, the NumPy field, torch's module and scratch's MLP agree on f(t, y)."""
+    import torch
+
+    from pyode.reference._torch import _torch_field
+    from pyode.scratch import ScratchMLP
+
+    case = small_case(activation, time_input)
+    t, y = 0.7, case.y0 * 3
+    expected = np.asarray(build_field(case)(t, y))
+    np.testing.assert_allclose(field_and_jacobians(case, t, y)[0], expected, rtol=1e-13, atol=1e-13)
+    module = _torch_field(case)
+    got = module(torch.tensor(t, dtype=torch.float64), torch.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    scratch = ScratchMLP(case.mlp_weights(), activation=activation, time_input=time_input)
+    np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "vdp"])
+def test_scipy_jacobians_match_finite_differences(kind):
+    if kind == "vdp":
+        case = make_case("v", {"field": {"kind": "vdp", "mu": 3.0}, "batch": 2}, seed=0, rtol=1e-8, atol=1e-8)
+    else:
+        case = small_case("softplus", time_input=True)
+    t, y, h = 0.3, case.y0, 1e-6
+    f, j_y, j_theta = field_and_jacobians(case, t, y)
+    for i in range(case.dim):
+        step = np.zeros_like(y)
+        step[:, i] = h
+        column = (field_and_jacobians(case, t, y + step)[0] - field_and_jacobians(case, t, y - step)[0]) / (
+            2 * h
+        )
+        np.testing.assert_allclose(j_y[:, :, i], column, rtol=1e-7, atol=1e-8)
+    flat = np.concatenate([v.ravel() for v in case.params.values()])
+    for p in range(0, flat.size, max(1, flat.size // 7)):
+        shifted = []
+        for sign in (1, -1):
+            theta = flat.copy()
+            theta[p] += sign * h
+            pieces = np.split(theta, np.cumsum([v.size for v in case.params.values()])[:-1])
+            params = {
+                k: piece.reshape(v.shape) for (k, v), piece in zip(case.params.items(), pieces, strict=True)
+            }
+            shifted.append(field_and_jacobians(type(case)(**{**case.__dict__, "params": params}), t, y)[0])
+        np.testing.assert_allclose(
+            j_theta[:, :, p], (shifted[0] - shifted[1]) / (2 * h), rtol=1e-7, atol=1e-8
+        )
+
+
+def test_results_and_skips_round_trip(tmp_path):
+    case = small_case()
+    result = get_backend("scipy").run(case)[0]
+    result.save(tmp_path / "r.npz")
+    loaded = load_result(tmp_path / "r.npz")
+    assert loaded.backend == "scipy" and loaded.nfe_forward == result.nfe_forward
+    assert loaded.trajectory.shape == (4, 3, 2) and loaded.grad_y0.shape == (3, 2)
+    assert {k: v.shape for k, v in loaded.grad_params.items()} == {k: v.shape for k, v in case.params.items()}
+    Skipped("diffeqflux-gauss", "c", "no Julia").save(tmp_path / "s.npz")
+    skipped = load_result(tmp_path / "s.npz")
+    assert isinstance(skipped, Skipped) and skipped.status == "skipped" and skipped.reason == "no Julia"
+
+
+def assert_all_agree(results, rtol):
+    for a, b in itertools.combinations(results, 2):
+        for name in ("trajectory", "grad_y0"):
+            x, y = getattr(a, name), getattr(b, name)
+            error = np.max(np.abs(x - y)) / np.max(np.abs(y))
+            assert error < rtol, f"{a.backend} vs {b.backend}: {name} differs by {error:.2e}"
+        for key in a.grad_params:
+            x, y = a.grad_params[key], b.grad_params[key]
+            error = np.max(np.abs(x - y)) / np.max(np.abs(y))
+            assert error < rtol, f"{a.backend} vs {b.backend}: d/d{key} differs by {error:.2e}"
+
+
+def test_backends_agree_at_tight_tolerance():
+    """At rtol = atol = 1e-10 in float64 every backend agrees to 1e-7 relative."""
+    case = small_case("tanh")
+    results = [get_backend(name).run(case)[0] for name in PORTABLE]
+    assert_all_agree(results, 1e-7)
+    for result in results:
+        assert result.nfe_forward > 0 and result.nfe_backward > 0, result.backend
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["softplus", "tanh"])
+def test_backends_agree_on_a_time_dependent_field(activation):
+    case = small_case(activation, time_input=True, t1=1.5)
+    names = PORTABLE + ["pyode-backsolve-seminorm"]
+    assert_all_agree([get_backend(name).run(case)[0] for name in names], 1e-7)
+
+
+@pytest.mark.slow
+def test_backends_agree_on_van_der_pol():
+    spec = {"field": {"kind": "vdp", "mu": 2.0}, "batch": 2, "times": 4, "t1": 1.0}
+    case = make_case("vdp", spec, seed=0, rtol=1e-10, atol=1e-10)
+    names = ["pyode-checkpoint", "torchdiffeq-odeint", "scipy"]
+    assert_all_agree([get_backend(name).run(case)[0] for name in names], 1e-7)
+
+
+def test_julia_is_detected_quickly_and_its_absence_explained(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    for variable in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "PYTHON_JULIAPKG_PROJECT"):
+        monkeypatch.delenv(variable, raising=False)
+    start = time.perf_counter()
+    reason = julia_unavailable_reason("auto")
+    assert time.perf_counter() - start < 0.5
+    assert reason is not None and ("juliacall" in reason or "no Julia" in reason)
+    assert "julia: off" in julia_unavailable_reason("off")
+    with pytest.raises(ValueError, match="julia mode"):
+        julia_unavailable_reason("sometimes")
+
+
+def test_julia_found_through_the_documented_variable(monkeypatch, tmp_path):
+    from pyode.reference import find_julia
+
+    exe = tmp_path / "julia"
+    exe.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PYTHON_JULIACALL_EXE", str(exe))
+    assert find_julia() == str(exe)
+
+
+def test_missing_julia_is_skipped_in_auto_and_an_error_in_require(tmp_path, monkeypatch):
+    reason = julia_unavailable_reason("auto")
+    if reason is None:
+        pytest.skip("Julia is installed here")
+    monkeypatch.setenv("PYTHON_JULIAPKG_OFFLINE", "yes")
+    case = small_case()
+    case.save(tmp_path / "c.npz")
+    (skipped,) = run_backend("diffeqflux-gauss", tmp_path / "c.npz", [tmp_path / "r.npz"], julia="auto")
+    assert isinstance(skipped, Skipped) and skipped.reason == reason
+    assert isinstance(load_result(tmp_path / "r.npz"), Skipped)
+    with pytest.raises(BackendUnavailable):
+        run_backend("diffeqflux-gauss", tmp_path / "c.npz", [tmp_path / "r2.npz"], julia="require")
+
+
+def test_a_backend_that_breaks_is_reported_as_failed(tmp_path):
+    spec = {"field": {"kind": "vdp", "mu": 1.0}, "batch": 1, "times": 3}
+    case = make_case("v", spec, seed=0, rtol=1e-3, atol=1e-3)
+    case = type(case)(**{**case.__dict__, "solvers": dict(case.solvers, scipy="NoSuchMethod")})
+    case.save(tmp_path / "v.npz")
+    (failed,) = run_backend("scipy", tmp_path / "v.npz", [tmp_path / "r.npz"])
+    assert failed.status == "failed" and failed.reason.startswith("ValueError")
+
+
+def test_registry_names_every_backend():
+    assert set(PORTABLE) < set(BACKENDS)
+    assert {n for n in BACKENDS if n.startswith("diffeqflux")} == {
+        "diffeqflux-interpolating",
+        "diffeqflux-quadrature",
+        "diffeqflux-backsolve",
+        "diffeqflux-gauss",
+    }
+    with pytest.raises(ValueError, match="unknown backend"):
+        get_backend("matlab")
+
+
+@pytest.mark.julia
+@pytest.mark.parametrize("sensealg", ["interpolating", "quadrature", "backsolve", "gauss"])
+def test_diffeqflux_agrees_with_scipy(sensealg, tmp_path):
+    """Each DiffEqFlux backend in its own process (juliacall never shares one with torch)."""
+    reason = julia_unavailable_reason("require")
+    if reason is not None:
+        pytest.skip(reason)
+    for case in (small_case("tanh"), small_case("softplus", time_input=True)):
+        case.save(tmp_path / f"{case.name}.npz")
+        out = tmp_path / f"{case.name}-{sensealg}.npz"
+        command = [
+            sys.executable,
+            "-m",
+            "pyode.reference",
+            f"diffeqflux-{sensealg}",
+            str(tmp_path / f"{case.name}.npz"),
+        ]
+        subprocess.run(command + [str(out), "--julia", "require"], check=True, timeout=1800)
+        result = load_result(out)
+        assert not isinstance(result, Skipped), result.reason
+        assert_all_agree([result, get_backend("scipy").run(case)[0]], 1e-7)
