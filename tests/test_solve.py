@@ -184,3 +184,17 @@ def test_checkpoint_backward_count_is_one_vjp_per_forward_evaluation():
     with pyode.counting() as counts:
         jax.block_until_ready(eqx.filter_grad(loss)(field))
     assert counts.backward == 4 * 5
+
+
+def test_uncounted_solve_gives_the_same_answer_and_counts_nothing():
+    field = MLPField(2, width=8, key=jax.random.PRNGKey(1))
+    y0 = jnp.ones((4, 2))
+    counted = pyode.solve(field, y0, t0=0.0, t1=1.0, solver="dopri5", rtol=1e-6, atol=1e-6)
+    with pyode.counting() as counts:
+        bare = pyode.solve(
+            field, y0, t0=0.0, t1=1.0, solver="dopri5", rtol=1e-6, atol=1e-6, count_evaluations=False
+        )
+        jax.block_until_ready(bare.ys)
+    np.testing.assert_array_equal(bare.ys, counted.ys)
+    assert int(bare.nfe_forward) == int(counted.nfe_forward)
+    assert counts.forward == 0

@@ -75,7 +75,8 @@ def classifier_dynamics(model, split, path, *, title: str = "", points: int = 80
         ax.plot(ys[:, i, 0], ys[:, i, 1], color=CLASS_COLOURS[y[i]], lw=0.7, alpha=0.8)
     ax.scatter(ys[0, :, 0], ys[0, :, 1], c=[CLASS_COLOURS[c] for c in y], s=8, marker="o", label="t0")
     ax.scatter(ys[-1, :, 0], ys[-1, :, 1], c=[CLASS_COLOURS[c] for c in y], s=18, marker="x", label="t1")
-    ax.set_title("trajectories from t0 (o) to t1 (x)" + (" over the field at t0" if state_dim == 2 else ""))
+    where = " over the field at t0" if state_dim == 2 else ", projected on the data plane"
+    ax.set_title("trajectories from t0 (o) to t1 (x)" + where)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_aspect("equal", adjustable="datalim")
