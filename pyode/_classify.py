@@ -20,10 +20,10 @@ from .models import ODEClassifier, make_classifier
 DEFAULT_SETTINGS = {
     "seed": 42,
     "model": {"augment": 0, "t1": 1.0},
-    "field": {"width": 64, "depth": 1, "activation": "tanh", "time_input": False},
+    "field": {"width": 128, "depth": 2, "activation": "tanh", "time_input": True},
     "solve": {"solver": "dopri5", "adjoint": "checkpoint", "rtol": 1e-3, "atol": 1e-3},
     "train": {
-        "steps": 2000,
+        "steps": 4000,
         "batch_size": 256,
         "learning_rate": 3e-3,
         "schedule": "cosine",
