@@ -6,14 +6,17 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/scratch.smk"
 include: "workflow/rules/crossval.smk"
+include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         classify_outputs(),
+        dynamics_outputs(),
         "results/scratch/metrics.json",
         crossval_outputs(),
         "results/summary.csv",

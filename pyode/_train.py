@@ -64,6 +64,7 @@ def fit(
     state_dir: str | Path,
     *,
     optimizer: optax.GradientTransformation | None = None,
+    on_step: Callable[[int, eqx.Module], None] | None = None,
 ) -> eqx.Module:
     """Train `model` for `options.steps` steps and return it.
 
@@ -73,7 +74,8 @@ def fit(
     `checkpoint.eqx` (model, optimiser state and step, written every `checkpoint_every`
     steps, at the end and on SIGTERM or Ctrl-C) and `history.jsonl` (one line per step:
     loss, metrics, forward/backward evaluation counts, seconds). If the directory holds a
-    checkpoint, training resumes from it.
+    checkpoint, training resumes from it. `on_step(steps_done, model)`, if given, is called
+    after every step with the model as it stands after that step.
     """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +137,8 @@ def fit(
                 bar.update(1)
                 if step % 20 == 0 or step == options.steps:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step",)})
+                if on_step is not None:
+                    on_step(step, eqx.combine(params, static))
                 if step % options.checkpoint_every == 0:
                     history.flush()
                     save(step)

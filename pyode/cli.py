@@ -71,6 +71,59 @@ def summary(args) -> None:
     )
 
 
+def image_data(args) -> None:
+    from ._image import write_image_data
+
+    print(write_image_data(args.dataset, _settings(args.settings), args.out))
+
+
+def image_train(args) -> None:
+    from ._image import train_image_classifier
+
+    metrics = train_image_classifier(
+        args.data, _settings(args.settings), args.out, progress=not args.no_progress
+    )
+    shown = {k: v for k, v in metrics.items() if k not in ("per_epoch", "settings", "versions")}
+    print(json.dumps(shown, indent=2))
+
+
+def image_summary(args) -> None:
+    from ._image import summarise_image_runs
+
+    summarise_image_runs(args.metrics, args.out_dir, dataset=args.dataset)
+
+
+# Dynamics (issue 3): learning trajectories; pyode/_dynamics.py.
+
+
+def dynamics_data(args) -> None:
+    from ._dynamics import make_data
+
+    make_data(args.system, _settings(args.settings)).save(args.out)
+
+
+def dynamics_train(args) -> None:
+    from ._dynamics import train_dynamics
+
+    train_dynamics(args.data, _settings(args.settings), args.fit, args.out, progress=not args.no_progress)
+
+
+def dynamics_evaluate(args) -> None:
+    from ._dynamics import evaluate_dynamics
+
+    metrics = evaluate_dynamics(args.data, args.runs, args.out)
+    print(json.dumps(metrics["fits"], indent=2))
+
+
+# Benchmarks (issue 7): pyode/bench/.
+
+
+def bench(args) -> None:
+    from .bench import main as bench_main
+
+    bench_main(args.arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyode", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for XLA/BLAS (default: all)")
@@ -115,6 +168,53 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--out-csv", required=True)
     command.add_argument("--out-json", required=True)
     command.set_defaults(run=summary)
+
+    command = commands.add_parser("image-data", help="MNIST (under its data policy) or digits, as one .npz")
+    command.add_argument("--dataset", required=True, choices=["digits", "mnist"])
+    command.add_argument("--settings", default="{}", help="JSON: digits split or MNIST source")
+    command.add_argument("--out", required=True, help=".npz file to write")
+    command.set_defaults(run=image_data)
+
+    command = commands.add_parser("image-train", help="train an image ODE-Net or a baseline")
+    command.add_argument("--data", required=True, help=".npz written by image-data")
+    command.add_argument("--settings", default="{}", help="JSON: seed, data, model, solve, train")
+    command.add_argument("--out", required=True, help="run folder (metrics.json, history.jsonl, model.eqx)")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command.set_defaults(run=image_train)
+
+    command = commands.add_parser("image-summary", help="table and figures of the image study")
+    command.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
+    command.add_argument("--dataset", required=True)
+    command.add_argument("--out-dir", required=True)
+    command.set_defaults(run=image_summary)
+
+    # Dynamics (issue 3)
+    command = commands.add_parser("dynamics-data", help="noisy trajectories of a system, with the truth")
+    command.add_argument("--system", required=True, help="vdp, linear_spiral, nn_spiral or regression_ab")
+    command.add_argument("--settings", default="{}", help="JSON: seed and data options (see pyode._dynamics)")
+    command.add_argument("--out", required=True, help=".npz file to write")
+    command.set_defaults(run=dynamics_data)
+
+    command = commands.add_parser("dynamics-train", help="fit a vector field to trajectory windows")
+    command.add_argument("--data", required=True, help=".npz written by dynamics-data")
+    command.add_argument("--fit", required=True, help="the name of a fit in the settings")
+    command.add_argument("--settings", default="{}", help="JSON: seed, field, window, solve, train, fits")
+    command.add_argument("--out", required=True, help="run folder (model.eqx, history.jsonl, snapshots.npz)")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command.set_defaults(run=dynamics_train)
+
+    command = commands.add_parser("dynamics-evaluate", help="metrics and figures of a system's fits")
+    command.add_argument("--data", required=True)
+    command.add_argument("--runs", required=True, nargs="+", help="run folders written by dynamics-train")
+    command.add_argument("--out", required=True, help="folder for metrics.json and the figures")
+    command.set_defaults(run=dynamics_evaluate)
+
+    # Benchmarks (issue 7)
+    command = commands.add_parser(
+        "bench", help="benchmarks: steps, compile, length, size, plot (see docs/bench.md)"
+    )
+    command.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of `pyode bench`")
+    command.set_defaults(run=bench)
     return parser
 
 

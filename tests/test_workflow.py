@@ -64,6 +64,19 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     assert len(summary) == 3 and "test_accuracy" in summary[0]
     assert json.loads((project / "results" / "summary.json").read_text())["versions"]["jax"]
     assert (project / "results" / "scratch" / "metrics.json").exists()
+    for system, fits in (("regression_ab", ["pairs"]), ("linear_spiral", ["linear"])):
+        folder = project / "results" / "dynamics" / system
+        for name in (
+            "metrics.json",
+            "loss.png",
+            "trajectories.png",
+            "field.png",
+            "snapshots.png",
+            "training.gif",
+        ):
+            assert (folder / name).stat().st_size > 0, name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert sorted(metrics["fits"]) == fits and metrics["dtype"]["training"] == "float32"
     again = _snakemake(project, "all", "-n", "--cores", "2", "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -1,5 +1,17 @@
 """Data: synthetic generators and loaders."""
 
+from ._dynamics import DYNAMICS_GENERATORS as DYNAMICS_GENERATORS
+from ._dynamics import Trajectories as Trajectories
+from ._dynamics import Windows as Windows
+from ._dynamics import make_trajectories as make_trajectories
+from ._dynamics import sample_windows as sample_windows
+from ._dynamics import true_field as true_field
+from ._images import ImageSplit as ImageSplit
+from ._images import MNISTUnavailable as MNISTUnavailable
+from ._images import load_digits_split as load_digits_split
+from ._images import load_mnist as load_mnist
+from ._images import prepare_mnist as prepare_mnist
+from ._images import read_idx as read_idx
 from ._synthetic import GENERATORS as GENERATORS
 from ._synthetic import Split as Split
 from ._synthetic import concentric_circles as concentric_circles

@@ -106,3 +106,122 @@ def crossval_outputs():
         "results/crossval/sweep.csv",
         "results/crossval/sweep.png",
     ]
+
+
+# Dynamics (workflow/rules/dynamics.smk)
+
+
+def dynamics_entries():
+    """System name -> its config entry without the name, in config order."""
+    return {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in config["dynamics"]["systems"]}
+
+
+def dynamics_systems():
+    """The systems of the dynamics experiment."""
+    return list(dynamics_entries())
+
+
+def dynamics_fits(system):
+    """The names of the fits trained on one system."""
+    return [f["name"] for f in dynamics_entries()[system]["fits"]]
+
+
+def dynamics_data_settings(wildcards):
+    """The generator settings of one system, as JSON."""
+    return settings_json({"seed": config["seed"], "data": dynamics_entries()[wildcards.system].get("data", {})})
+
+
+def dynamics_run_settings(wildcards):
+    """The training settings of one system (its whole config entry), as JSON."""
+    return settings_json({"seed": config["seed"], **dynamics_entries()[wildcards.system]})
+
+
+def dynamics_evaluate_inputs(wildcards):
+    """The data and every run file of one system's fits."""
+    inputs = {"data": f"results/dynamics/{wildcards.system}/data.npz"}
+    for fit in dynamics_fits(wildcards.system):
+        for name in ("model.eqx", "model.json", "history.jsonl", "snapshots.npz"):
+            inputs[f"{fit}_{name.replace('.', '_')}"] = f"results/dynamics/{wildcards.system}/{fit}/{name}"
+    return inputs
+
+
+def dynamics_outputs():
+    """Every file the dynamics experiment ends with (for `rule all`)."""
+    return [
+        f"results/dynamics/{s}/{name}"
+        for s in dynamics_systems()
+        for name in (
+            "metrics.json",
+            "loss.png",
+            "trajectories.png",
+            "field.png",
+            "snapshots.png",
+            "training.gif",
+        )
+    ]
+
+
+# Image ODE-Net (workflow/rules/image.smk)
+
+
+def image_datasets():
+    """Data set name -> its entry (split, data, model, train), in config order."""
+    return {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in config["image"]["datasets"]}
+
+
+def image_runs():
+    """Runs on every data set: odenet/{solver}-{adjoint} over the grid, then the baselines."""
+    section = config["image"]
+    grid = [f"odenet/{s}-{a}" for s in section["solvers"] for a in section["adjoints"]]
+    return grid + list(section["baselines"])
+
+
+def image_mnist_policy():
+    """auto, require or off (an unquoted YAML `off` reads as false)."""
+    policy = config["image"]["mnist"]["policy"]
+    return "off" if policy is False else policy
+
+
+def image_data_settings(wildcards):
+    """Options of `pyode image-data`: the digits split, or where MNIST comes from."""
+    if wildcards.image_dataset == "digits":
+        return settings_json(image_datasets()["digits"].get("split", {}))
+    mnist = config["image"]["mnist"]
+    return settings_json(
+        {
+            "folder": mnist["folder"],
+            "policy": image_mnist_policy(),
+            "download_folder": "resources/mnist",
+            "mirrors": mnist["mirrors"],
+            "timeout": mnist["timeout"],
+        }
+    )
+
+
+def image_run_settings(wildcards):
+    """The training settings of one run: the data set's entry, the model kind and its solve."""
+    entry = image_datasets()[wildcards.image_dataset]
+    model = dict(entry.get("model", {}))
+    settings = {"seed": config["seed"], "data": entry.get("data", {}), "train": entry.get("train", {})}
+    if wildcards.image_run.startswith("odenet/"):
+        solver, adjoint = os.path.basename(wildcards.image_run).split("-", 1)
+        solve = config["image"]["solve"]
+        if solver in solve["adaptive"]:
+            step = {"rtol": solve["rtol"], "atol": solve["atol"]}
+        else:
+            step = {"steps": solve["steps"]}
+        settings["solve"] = {"solver": solver, "adjoint": adjoint, **step}
+        model["kind"] = "odenet"
+    else:
+        model["kind"] = wildcards.image_run
+    settings["model"] = model
+    return settings_json(settings)
+
+
+def image_outputs():
+    """Every file the image study ends with (for `rule all`)."""
+    return [
+        f"results/image/{d}/{name}"
+        for d in image_datasets()
+        for name in ("summary.csv", "summary.md", "accuracy.png", "nfe.png", "time.png")
+    ]

@@ -1,6 +1,8 @@
 rule summary:
     input:
-        metrics=[f"results/classify/{d}/{m}/metrics.json" for d, m in classify_runs()],
+        metrics=[f"results/classify/{d}/{m}/metrics.json" for d, m in classify_runs()]
+        + [path for path in dynamics_outputs() if path.endswith("metrics.json")]
+        + ["results/scratch/metrics.json"],
     output:
         csv=report("results/summary.csv", caption="../report/summary.rst", category="Summary"),
         json="results/summary.json",

@@ -1,0 +1,19 @@
+"""Benchmarks: pyode against torchdiffeq and the scratch adjoint on identical problems (docs/bench.md)."""
+
+from ._cli import main as main
+from ._libraries import METHODS as METHODS
+from ._libraries import TrainingStep as TrainingStep
+from ._libraries import applicable_methods as applicable_methods
+from ._libraries import prepare as prepare
+from ._measure import compile_times as compile_times
+from ._measure import length_scaling as length_scaling
+from ._measure import network_seconds as network_seconds
+from ._measure import size_scaling as size_scaling
+from ._measure import training_steps as training_steps
+from ._problems import Problem as Problem
+from ._problems import make_problem as make_problem
+from ._problems import sequence_problem as sequence_problem
+from ._problems import spiral_problem as spiral_problem
+from ._timing import Timing as Timing
+from ._timing import machine_info as machine_info
+from ._timing import measure as measure

@@ -1,0 +1,207 @@
+"""`pyode bench SUBCOMMAND ...` (also `python -m pyode.bench`): what the workflow's bench rules call."""
+
+import argparse
+import json
+from pathlib import Path
+
+LIBRARIES = ("pyode", "torchdiffeq", "scratch")
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise SystemExit("expected a JSON object")
+    return value
+
+
+def _write(result: dict, path: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(".partial-" + path.name)
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def _enable_x64(dtype: str) -> None:
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def steps(args) -> None:
+    from ._measure import training_steps
+    from ._problems import make_problem
+
+    _enable_x64(args.dtype)
+    problem = make_problem(
+        args.problem, dtype=args.dtype, classifier=_json(args.classifier), data=_json(args.data)
+    )
+    result = training_steps(
+        problem,
+        args.libraries,
+        repetitions=args.repetitions,
+        warmup=args.warmup,
+        min_sample_seconds=args.min_sample_seconds,
+        methods=args.methods,
+    )
+    _write(result, args.out)
+    for entry in result["results"]:
+        shown = (
+            entry.get("reason") or f"{entry['step']['median'] * 1e3:.3f} ms, overhead {entry['overhead']:.2f}"
+        )
+        print(f"{args.problem} {args.dtype} {entry['name']}: {shown}")
+
+
+def compile_time(args) -> None:
+    from ._measure import compile_times
+
+    options = {
+        "name": args.problem,
+        "dtype": args.dtype,
+        "classifier": _json(args.classifier),
+        "data": _json(args.data),
+    }
+    result = compile_times(options, method=args.method, repetitions=args.repetitions)
+    _write(result, args.out)
+    print(json.dumps(result["summary"], indent=2))
+
+
+def first_step(args) -> None:
+    from ._measure import first_step as measure_first_step
+
+    print(json.dumps(measure_first_step(_json(args.options), args.method)))
+
+
+def length(args) -> None:
+    from ._measure import length_scaling
+
+    result = length_scaling(
+        args.steps,
+        args.methods,
+        dt=args.dt,
+        repetitions=args.repetitions,
+        warmup=args.warmup,
+        classifier=_json(args.classifier),
+        data=_json(args.data),
+    )
+    _write(result, args.out)
+
+
+def length_point(args) -> None:
+    from ._measure import length_point as measure_point
+
+    print(json.dumps(measure_point(_json(args.options))))
+
+
+def size(args) -> None:
+    from ._measure import size_scaling
+
+    result = size_scaling(
+        args.batches,
+        args.widths,
+        args.methods,
+        repetitions=args.repetitions,
+        warmup=args.warmup,
+        min_sample_seconds=args.min_sample_seconds,
+        classifier=_json(args.classifier),
+        data=_json(args.data),
+    )
+    _write(result, args.out)
+
+
+def plot(args) -> None:
+    from ..plots import save_figure
+    from ..plots._bench import bench_length, bench_overhead, bench_size, bench_speedup, bench_table
+
+    loaded = [json.loads(Path(p).read_text()) for p in args.results]
+    kinds = {
+        kind: [r for r in loaded if r["kind"] == kind] for kind in ("steps", "compile", "length", "size")
+    }
+    out = Path(args.out_dir)
+    save_figure(bench_speedup(kinds["steps"]), out / "speedup.png")
+    save_figure(bench_overhead(kinds["steps"]), out / "overhead.png")
+    save_figure(bench_length(kinds["length"][0]), out / "length.png")
+    save_figure(bench_size(kinds["size"][0]), out / "size.png")
+    (out / "summary.md").write_text(bench_table(kinds["steps"], kinds["compile"]))
+
+
+def _add_common(p: argparse.ArgumentParser, *, sample: bool = True) -> None:
+    p.add_argument("--repetitions", type=int, default=7, help="timed samples (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    if sample:
+        p.add_argument(
+            "--min-sample-seconds", type=float, default=0.05, help="repeat short calls within a sample"
+        )
+    p.add_argument("--classifier", default="{}", help="JSON: the classifier's settings (pyode._classify)")
+    p.add_argument("--data", default="{}", help="JSON: the spiral generator's options")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyode bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser(
+        "steps", help="training-step time, NFE and overhead of every library on a problem"
+    )
+    p.add_argument("--problem", required=True, choices=("spiral", "sequence"))
+    p.add_argument("--dtype", required=True, choices=("float32", "float64"))
+    p.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
+    p.add_argument("--methods", nargs="+", help="only these, e.g. pyode-checkpoint torchdiffeq-odeint")
+    p.add_argument("--out", required=True, help="results .json")
+    _add_common(p)
+    p.set_defaults(func=steps)
+
+    p = commands.add_parser("compile", help="pyode's first training step, each in a fresh process")
+    p.add_argument("--problem", default="spiral", choices=("spiral", "sequence"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--method", default="checkpoint")
+    p.add_argument("--repetitions", type=int, default=5, help="fresh processes")
+    p.add_argument("--classifier", default="{}")
+    p.add_argument("--data", default="{}")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=compile_time)
+
+    p = commands.add_parser("first-step", help="(internal) one first step in this process; prints JSON")
+    p.add_argument("--options", required=True)
+    p.add_argument("--method", default="checkpoint")
+    p.set_defaults(func=first_step)
+
+    p = commands.add_parser("length", help="time and peak memory against the number of rk4 steps")
+    p.add_argument("--steps", type=int, nargs="+", required=True)
+    p.add_argument("--dt", type=float, default=0.0625, help="step size: t1 = steps * dt")
+    p.add_argument("--methods", nargs="+", default=["pyode-checkpoint", "pyode-backsolve"])
+    p.add_argument("--out", required=True)
+    _add_common(p, sample=False)
+    p.set_defaults(func=length)
+
+    p = commands.add_parser("length-point", help="(internal) one point of `length`; prints JSON")
+    p.add_argument("--options", required=True)
+    p.set_defaults(func=length_point)
+
+    p = commands.add_parser("size", help="step time against batch size and width")
+    p.add_argument("--batches", type=int, nargs="+", required=True)
+    p.add_argument("--widths", type=int, nargs="+", required=True)
+    p.add_argument("--methods", nargs="+", default=["pyode-checkpoint", "torchdiffeq-odeint"])
+    p.add_argument("--out", required=True)
+    _add_common(p)
+    p.set_defaults(func=size)
+
+    p = commands.add_parser("plot", help="figures and summary.md from the results files")
+    p.add_argument("--results", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one `pyode bench` subcommand."""
+    from ._measure import set_torch_threads
+
+    args = build_parser().parse_args(argv)
+    if args.command != "plot":
+        set_torch_threads()
+    args.func(args)

@@ -1,0 +1,163 @@
+"""Benchmark figures: step times and speed-ups, solver overhead, scaling with length, batch and width."""
+
+import numpy as np
+from matplotlib.ticker import NullLocator
+
+from ._style import plt
+
+
+def _label(result: dict) -> str:
+    problem = result["problem"]
+    sizes = "-".join(str(n) for n in problem["sizes"])
+    return f"{problem['name']} {problem['dtype']} (MLP {sizes}, batch {problem['batch']})"
+
+
+def _ran(result: dict) -> list[dict]:
+    return [r for r in result["results"] if r["status"] == "ran"]
+
+
+def bench_speedup(results: list[dict]):
+    """Median training-step time per method (log scale, min-max whiskers), a panel per problem and dtype.
+
+    Each torchdiffeq bar is annotated with pyode's speed-up over it, like for like (odeint against
+    checkpoint, odeint_adjoint against backsolve, seminorm against seminorm).
+    """
+    fig, axes = plt.subplots(
+        1, max(len(results), 1), figsize=(4.2 * max(len(results), 1), 4.2), squeeze=False
+    )
+    for ax, result in zip(axes[0], results, strict=False):
+        ran = _ran(result)
+        medians = np.array([r["step"]["median"] for r in ran]) * 1e3
+        errors = (
+            np.array(
+                [
+                    [r["step"]["median"] - r["step"]["minimum"], r["step"]["maximum"] - r["step"]["median"]]
+                    for r in ran
+                ]
+            ).T
+            * 1e3
+        )
+        colours = [
+            {"pyode": "tab:blue", "torchdiffeq": "tab:orange"}.get(r["library"], "tab:grey") for r in ran
+        ]
+        x = np.arange(len(ran))
+        ax.bar(x, medians, color=colours, yerr=errors if len(ran) else None, capsize=2)
+        ax.set_xticks(x, [r["name"] for r in ran], rotation=60, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("training step (ms)")
+        ax.set_title(_label(result), fontsize=9)
+        names, annotated = [r["name"] for r in ran], set()
+        for pair in result["speedups"]:
+            if pair["other"].startswith("torchdiffeq") and pair["other"] not in annotated:
+                annotated.add(pair["other"])
+                i = names.index(pair["other"])
+                ax.annotate(f"x{pair['speedup']:.1f}", (i, medians[i]), ha="center", va="bottom", fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def bench_overhead(results: list[dict]):
+    """Solver overhead: step time over the network's own time for the same evaluations (1 = none)."""
+    fig, axes = plt.subplots(
+        1, max(len(results), 1), figsize=(4.2 * max(len(results), 1), 4.0), squeeze=False
+    )
+    for ax, result in zip(axes[0], results, strict=False):
+        ran = _ran(result)
+        x = np.arange(len(ran))
+        ax.bar(x, [r["overhead"] for r in ran], color="tab:green")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(x, [r["name"] for r in ran], rotation=60, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("step time / network time")
+        ax.set_title(_label(result), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _curve(ax, points: list[dict], x_key: str, y_of, label: str) -> None:
+    points = sorted(points, key=lambda p: p[x_key])
+    x = [p[x_key] for p in points]
+    ax.loglog(x, [y_of(p) for p in points], "o-", markersize=3, label=label)
+    ax.set_xticks(x, [str(v) for v in x])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def bench_length(result: dict):
+    """Step time and peak memory against the number of fixed rk4 steps (log-log), one line per method."""
+    fig, (time_ax, rss_ax, xla_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
+    for name in sorted({p["name"] for p in result["points"]}):
+        mine = [p for p in result["points"] if p["name"] == name]
+        _curve(time_ax, mine, "steps", lambda p: p["step"]["median"], name)
+        _curve(
+            rss_ax,
+            mine,
+            "steps",
+            lambda p: max(p["rss_peak_bytes"] - p["rss_baseline_bytes"], 1) / 2**20,
+            name,
+        )
+        if all("xla_memory" in p for p in mine):
+            _curve(
+                xla_ax, mine, "steps", lambda p: max(p["xla_memory"]["temp_size_in_bytes"], 1) / 2**20, name
+            )
+    time_ax.set_ylabel("training step (s)")
+    rss_ax.set_ylabel("peak RSS above baseline (MiB)")
+    xla_ax.set_ylabel("XLA temp memory of the step (MiB)")
+    for ax in (time_ax, rss_ax, xla_ax):
+        ax.set_xlabel("rk4 steps")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bench_size(result: dict):
+    """Step time against batch size and against width (log-log), one line per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, axis, fixed in zip(
+        axes,
+        ("batch", "width"),
+        (f"width {result['default_width']}", f"batch {result['default_batch']}"),
+        strict=True,
+    ):
+        for name in sorted({p["name"] for p in result["points"]}):
+            mine = [p for p in result["points"] if p["name"] == name and p["axis"] == axis]
+            if mine:
+                _curve(ax, mine, "value", lambda p: p["step"]["median"], name)
+        ax.set_xlabel(f"{axis} ({fixed})")
+        ax.set_ylabel("training step (s)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bench_table(steps: list[dict], compile_results: list[dict]) -> str:
+    """A Markdown summary: step times, NFE, overhead and speed-ups per problem; first-step compile times."""
+    lines = []
+    for result in steps:
+        lines += [
+            f"## {_label(result)}",
+            "",
+            "| method | step ms (median) | min-max ms | NFE fwd | NFE bwd | overhead | loss |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in result["results"]:
+            if r["status"] != "ran":
+                lines.append(f"| {r['name']} | skipped: {r['reason']} | | | | | |")
+                continue
+            ms = {k: r["step"][k] * 1e3 for k in ("median", "minimum", "maximum")}
+            lines.append(
+                f"| {r['name']} | {ms['median']:.3f} | {ms['minimum']:.3f}-{ms['maximum']:.3f} "
+                f"| {r['nfe_forward']} | {r['nfe_backward']} | {r['overhead']:.2f} | {r['loss']:.6g} |"
+            )
+        lines.append("")
+        lines += [
+            f"- {p['pyode']} is x{p['speedup']:.2f} faster than {p['other']}" for p in result["speedups"]
+        ]
+        lines.append("")
+    for result in compile_results:
+        first = result["summary"]["first_step_seconds"]
+        lines.append(
+            f"- first training step of {result['method']} ({result['problem']}, {result['dtype']}), "
+            f"fresh process: median {first['median']:.2f} s "
+            f"(min {first['minimum']:.2f}, max {first['maximum']:.2f})"
+        )
+    return "\n".join(lines) + "\n"

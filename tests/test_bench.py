@@ -1,0 +1,175 @@
+"""The benchmark harness on tiny problems: identical problems in every library, counts, the results."""
+
+import importlib.util
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pyode.bench import (
+    applicable_methods,
+    main,
+    measure,
+    network_seconds,
+    prepare,
+    sequence_problem,
+    size_scaling,
+    spiral_problem,
+    training_steps,
+)
+
+TORCH = importlib.util.find_spec("torchdiffeq") is not None
+TINY = {
+    "field": {"width": 8, "depth": 1, "activation": "tanh", "time_input": True},
+    "train": {"batch_size": 8},
+}
+TINY_DATA = {"points_per_class": 20}
+
+
+def tiny_spiral(**changes):
+    problem = spiral_problem(TINY, data=TINY_DATA, dtype="float64")
+    return replace(problem, **changes)
+
+
+def libraries():
+    return ["pyode", "scratch"] + (["torchdiffeq"] if TORCH else [])
+
+
+@pytest.mark.parametrize("name", ["spiral", "sequence"])
+def test_every_library_solves_the_same_problem(name):
+    """Same weights, data, loss and (tight) tolerance: pyode, torchdiffeq and scratch agree to 1e-6."""
+    if name == "spiral":
+        problem = tiny_spiral(rtol=1e-10, atol=1e-10)
+    else:
+        problem = replace(sequence_problem(points=6, dtype="float64"), rtol=1e-10, atol=1e-10)
+    reference_loss, reference_grads = prepare(problem, "pyode", "checkpoint").gradient()
+    for library in libraries()[1:]:
+        method = {"torchdiffeq": "odeint", "scratch": "adjoint"}[library]
+        loss, grads = prepare(problem, library, method).gradient()
+        assert loss == pytest.approx(reference_loss, rel=1e-6, abs=1e-6), library
+        for (w, b), (w_ref, b_ref) in zip(grads, reference_grads, strict=True):
+            np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-8, err_msg=library)
+            np.testing.assert_allclose(b, b_ref, rtol=1e-5, atol=1e-8, err_msg=library)
+
+
+def test_problems_take_the_classifier_settings_and_dtype():
+    problem = spiral_problem(TINY, data=TINY_DATA, dtype="float32", batch=5)
+    assert problem.describe()["sizes"] == [3, 8, 2]
+    assert problem.y0.shape == (5, 2) and problem.dtype == "float32"
+    assert all(w.dtype == np.float32 for pair in problem.weights for w in pair)
+    fixed = spiral_problem(TINY, data=TINY_DATA, steps=16, t1=2.0)
+    assert (fixed.solver, fixed.steps, fixed.rtol, float(fixed.ts[-1])) == ("rk4", 16, None, 2.0)
+    assert ("pyode", "backsolve-seminorm") not in applicable_methods(fixed, ["pyode"])
+
+
+def test_training_steps_record_counts_and_overhead_in_json():
+    methods = ["pyode-checkpoint", "scratch-adjoint"]
+    result = training_steps(
+        tiny_spiral(), ["pyode", "scratch"], repetitions=2, warmup=1, min_sample_seconds=0.0, methods=methods
+    )
+    result = json.loads(json.dumps(result))
+    assert result["kind"] == "steps" and result["problem"]["batch"] == 8
+    assert {"cpu", "cores", "threads", "versions", "python"} <= set(result["machine"])
+    names = [r["name"] for r in result["results"]]
+    assert names == methods
+    for entry in result["results"]:
+        assert entry["status"] == "ran"
+        assert entry["nfe_forward"] > 0 and entry["nfe_backward"] > 0
+        assert entry["step"]["minimum"] <= entry["step"]["median"] <= entry["step"]["maximum"]
+        assert entry["overhead"] > 0 and np.isfinite(entry["loss"])
+    checkpoint = result["results"][0]
+    assert checkpoint["nfe_forward"] == checkpoint["nfe_backward"]
+    assert "step_counted" in checkpoint
+    assert [p["other"] for p in result["speedups"]] == ["scratch-adjoint"]
+
+
+def test_network_seconds_counts_what_each_method_evaluates():
+    assert network_seconds(False, 20, 20, 1.0, 3.0) == 60.0
+    assert network_seconds(True, 20, 30, 1.0, 3.0) == 110.0
+
+
+def test_measure_reports_median_and_spread():
+    timing = measure(lambda: None, repetitions=5, warmup=1, min_sample_seconds=0.001)
+    assert timing.repetitions == 5 and len(timing.samples) == 5
+    assert timing.minimum <= timing.q1 <= timing.median <= timing.q3 <= timing.maximum
+    assert timing.calls_per_sample >= 1
+    with pytest.raises(ValueError, match="repetitions"):
+        measure(lambda: None, repetitions=0)
+
+
+def test_cli_steps_and_plots(tmp_path):
+    out = tmp_path / "steps.json"
+    classifier = json.dumps(TINY)
+    arguments = ["--classifier", classifier, "--data", json.dumps(TINY_DATA), "--repetitions", "1"]
+    main(
+        ["steps", "--problem", "spiral", "--dtype", "float64", "--libraries", "scratch", "--out", str(out)]
+        + arguments
+        + ["--warmup", "0", "--min-sample-seconds", "0"]
+    )
+    written = json.loads(out.read_text())
+    assert written["results"][0]["name"] == "scratch-adjoint"
+
+    from pyode import plots
+
+    steps_figure = plots.bench_speedup([written])
+    length = {
+        "points": [
+            {
+                "name": "pyode-checkpoint",
+                "steps": s,
+                "step": {"median": s * 1e-3},
+                "rss_baseline_bytes": 0,
+                "rss_peak_bytes": s * 2**20,
+                "xla_memory": {"temp_size_in_bytes": s},
+            }
+            for s in (16, 32)
+        ]
+    }
+    size = {
+        "default_batch": 8,
+        "default_width": 8,
+        "points": [
+            {"axis": a, "value": v, "name": "pyode-checkpoint", "step": {"median": v * 1e-3}}
+            for a in ("batch", "width")
+            for v in (4, 8)
+        ],
+    }
+    for figure in (
+        steps_figure,
+        plots.bench_overhead([written]),
+        plots.bench_length(length),
+        plots.bench_size(size),
+    ):
+        plots.save_figure(figure, tmp_path / "figure.png")
+    assert "scratch-adjoint" in plots.bench_table([written], [])
+
+
+def test_length_and_size_points_hold_time_memory_and_counts():
+    from pyode.bench._measure import length_point
+
+    options = {
+        "library": "scratch",
+        "method": "adjoint",
+        "steps": 4,
+        "dt": 0.25,
+        "repetitions": 1,
+        "warmup": 0,
+    }
+    point = length_point({**options, "classifier": TINY, "data": TINY_DATA})
+    assert point["name"] == "scratch-adjoint" and point["steps"] == 4
+    assert point["nfe_forward"] == 16 and point["nfe_backward"] > 0
+    assert point["rss_peak_bytes"] >= point["rss_baseline_bytes"] > 0
+
+    result = size_scaling(
+        [4, 8],
+        [6],
+        ["scratch-adjoint"],
+        repetitions=1,
+        warmup=0,
+        min_sample_seconds=0.0,
+        classifier=TINY,
+        data=TINY_DATA,
+    )
+    assert [(p["axis"], p["value"]) for p in result["points"]] == [("batch", 4), ("batch", 8), ("width", 6)]
+    assert result["default_width"] == 8 and all(p["nfe_forward"] > 0 for p in result["points"])
