@@ -7,6 +7,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/image.smk"
 include: "workflow/rules/scratch.smk"
 include: "workflow/rules/crossval.smk"
 include: "workflow/rules/bench.smk"
@@ -17,6 +18,7 @@ rule all:
     input:
         classify_outputs(),
         dynamics_outputs(),
+        image_outputs(),
         "results/scratch/metrics.json",
         crossval_outputs(),
         "results/summary.csv",

@@ -13,7 +13,7 @@ import optax
 from ._checkpoint import load_metadata, load_tree, save_tree
 from ._counting import counting
 from ._provenance import jax_device, versions
-from ._train import TrainOptions, fit, read_history
+from ._train import TrainOptions, fit, read_history, start_state_dir
 from .data import Split
 from .models import ODEClassifier, make_classifier
 
@@ -95,7 +95,7 @@ def train_classifier(data_path: str | Path, settings: dict, out_dir: str | Path,
         return jnp.asarray(split.x_train[index]), jnp.asarray(split.y_train[index])
 
     model = build_classifier(settings, key=jax.random.PRNGKey(seed))
-    state_dir = out_dir / "train-state"
+    state_dir = start_state_dir(out_dir / "train-state", settings)
     model = fit(model, binary_cross_entropy, batch_at, options, state_dir)
     save_tree(out_dir / "model.eqx", model, metadata={"kind": "ODEClassifier", "settings": settings})
     (out_dir / "history.jsonl").write_text((state_dir / "history.jsonl").read_text())

@@ -24,7 +24,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._checkpoint import load_metadata, load_tree, save_tree
 from ._provenance import jax_device, versions
 from ._solve import check_options, solve
-from ._train import TrainOptions, fit, read_history
+from ._train import TrainOptions, fit, read_history, start_state_dir
 from .data import DYNAMICS_GENERATORS, Trajectories, Windows, make_trajectories, sample_windows
 from .models import MLPField
 
@@ -246,7 +246,7 @@ def train_dynamics(
     entry = fit_entry(settings, fit_name)
     data = fit_data(data, entry)
     out_dir = Path(out_dir)
-    state_dir = out_dir / "train-state"
+    state_dir = start_state_dir(out_dir / "train-state", settings)
     snapshot_dir = state_dir / "snapshots"
     snapshot_dir.mkdir(parents=True, exist_ok=True)
     seed = settings["seed"]

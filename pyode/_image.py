@@ -14,7 +14,7 @@ import optax
 from ._checkpoint import save_tree
 from ._provenance import jax_device, versions
 from ._solve import check_options
-from ._train import TrainOptions, fit, read_history
+from ._train import TrainOptions, fit, read_history, start_state_dir
 from .data._images import (
     MNIST_MIRRORS,
     ImageSplit,
@@ -254,7 +254,7 @@ def train_image_classifier(data_path, settings: dict, out_dir, *, progress: bool
         solve_options=settings["solve"],
         key=jax.random.PRNGKey(seed),
     )
-    state_dir = out_dir / "train-state"
+    state_dir = start_state_dir(out_dir / "train-state", settings)
     evaluations_path = state_dir / "epoch-evaluations.jsonl"
 
     def evaluate_after_epoch(steps_done: int, current) -> None:

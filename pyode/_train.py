@@ -1,6 +1,7 @@
 """Optax training loops with periodic checkpoints, resumption and a streamed history."""
 
 import json
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -149,6 +150,22 @@ def fit(
         history.flush()
         save(step)
     return eqx.combine(params, static)
+
+
+def start_state_dir(state_dir: str | Path, settings: dict) -> Path:
+    """Create the training-state folder of a run with these settings and return it.
+
+    A folder left by a run with other settings (the config changed since) is emptied, so
+    that a checkpoint is only ever resumed by the run that wrote it.
+    """
+    state_dir = Path(state_dir)
+    recorded = state_dir / "settings.json"
+    text = json.dumps(settings, sort_keys=True, indent=2)
+    if state_dir.exists() and (not recorded.exists() or recorded.read_text() != text):
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(text)
+    return state_dir
 
 
 def read_history(path: str | Path) -> list[dict]:

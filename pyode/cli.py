@@ -73,8 +73,12 @@ def summary(args) -> None:
 
 def image_data(args) -> None:
     from ._image import write_image_data
+    from .data import MNISTUnavailable
 
-    print(write_image_data(args.dataset, _settings(args.settings), args.out))
+    try:
+        print(write_image_data(args.dataset, _settings(args.settings), args.out))
+    except MNISTUnavailable as error:
+        raise SystemExit(f"pyode image-data: MNIST is required but unavailable: {error}") from None
 
 
 def image_train(args) -> None:

@@ -149,7 +149,8 @@ def test_nfe_counts(solver, options):
         "odenet", width=8, downsampling_layers=1, solve_options=solve_options, key=jax.random.PRNGKey(1)
     )
     x = jax.random.normal(jax.random.PRNGKey(2), (4, 8, 8, 1), jnp.float32)
-    solution = pyode.solve(model.middle.field, model.downsampling(x), t0=0.0, t1=1.0, **solve_options)
+    t0, t1 = jnp.float32(0), jnp.float32(1)  # float32 times, as the ODE block uses (x64 is on here)
+    solution = pyode.solve(model.middle.field, model.downsampling(x), t0=t0, t1=t1, **solve_options)
     with pyode.counting() as counts:
         _, nfe = jax.block_until_ready(eqx.filter_jit(model)(x))
     spec = pyode.SOLVERS[solver]

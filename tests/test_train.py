@@ -15,7 +15,7 @@ import pytest
 from conftest import tree_allclose
 
 from pyode._classify import load_classifier, resolve_settings, train_classifier
-from pyode._train import NonFiniteLossError, TrainOptions, fit, read_history
+from pyode._train import NonFiniteLossError, TrainOptions, fit, read_history, start_state_dir
 from pyode.data import make_split
 from pyode.models import make_classifier
 
@@ -126,3 +126,10 @@ def test_sigterm_midway_then_rerun_resumes(tmp_path):
     subprocess.run(command, check=True)
     history = read_history(tmp_path / "run" / "history.jsonl")
     assert [r["step"] for r in history] == list(range(3000))
+
+
+def test_a_checkpoint_is_resumed_only_by_the_run_that_wrote_it(tmp_path):
+    state = start_state_dir(tmp_path / "state", {"steps": 30})
+    (state / "checkpoint.eqx").write_bytes(b"from the first run")
+    assert (start_state_dir(tmp_path / "state", {"steps": 30}) / "checkpoint.eqx").exists()
+    assert not (start_state_dir(tmp_path / "state", {"steps": 60}) / "checkpoint.eqx").exists()

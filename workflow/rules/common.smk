@@ -20,12 +20,25 @@ def jax_threads(wildcards, threads):
 
 def classify_datasets():
     """Data set name -> generator options, in config order."""
-    return {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in config["classify"]["datasets"]}
+    return {
+        d["name"]: {k: v for k, v in d.items() if k not in ("name", "train")}
+        for d in config["classify"]["datasets"]
+    }
+
+
+def classify_train_settings(dataset, model):
+    """Training options of one run: classify.train, updated by the data set's, then the model's `train`."""
+    data_entry = next(d for d in config["classify"]["datasets"] if d["name"] == dataset)
+    model_entry = next(m for m in config["classify"]["models"] if m["name"] == model)
+    return {**config["classify"]["train"], **data_entry.get("train", {}), **model_entry.get("train", {})}
 
 
 def classify_models():
     """Model name -> model options, in config order."""
-    return {m["name"]: {k: v for k, v in m.items() if k != "name"} for m in config["classify"]["models"]}
+    return {
+        m["name"]: {k: v for k, v in m.items() if k not in ("name", "train")}
+        for m in config["classify"]["models"]
+    }
 
 
 def classify_runs():
@@ -42,7 +55,7 @@ def classify_run_settings(wildcards):
             "model": {"t1": section.get("t1", 1.0), **classify_models()[wildcards.model]},
             "field": section["field"],
             "solve": {k: v for k, v in section["solve"].items() if v is not None},
-            "train": section["train"],
+            "train": classify_train_settings(wildcards.dataset, wildcards.model),
         }
     )
 
