@@ -1,5 +1,6 @@
 """The Snakemake workflow for real, on the tiny config, in a temporary copy of the project."""
 
+import csv
 import json
 import os
 import shutil
@@ -60,8 +61,11 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         assert metrics["settings"]["field"]["width"] == 8
         assert metrics["train_nfe_forward"] == metrics["train_nfe_counted"] == 16
-    summary = (project / "results" / "summary.csv").read_text().splitlines()
-    assert len(summary) == 3 and "test_accuracy" in summary[0]
+    with open(project / "results" / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    experiments = sorted(row.get("experiment") or "scratch" for row in summary)
+    assert experiments.count("classify") == 2 and "scratch" in experiments
+    assert all(row["test_accuracy"] for row in summary if row.get("experiment") == "classify")
     assert json.loads((project / "results" / "summary.json").read_text())["versions"]["jax"]
     assert (project / "results" / "scratch" / "metrics.json").exists()
     for system, fits in (("regression_ab", ["pairs"]), ("linear_spiral", ["linear"])):
