@@ -50,6 +50,21 @@ def counted(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def counted_evaluations(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap function(t, y, params) so that each evaluation is counted as forward, JVPs included.
+
+    For fields that must stay differentiable in forward mode (an implicit solver's Newton
+    Jacobians), where `counted`'s custom VJP cannot be used: the count is of evaluations as
+    executed, with no split into forward and backward.
+    """
+
+    def call(t, y, params):
+        jax.debug.callback(_bump_forward)
+        return function(t, y, params)
+
+    return call
+
+
 class EvaluationCounts:
     """Evaluations seen since the `counting()` block began (read after blocking on results)."""
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._counting import counted
+from ._counting import counted, counted_evaluations
 
 
 class RK4(diffrax.AbstractERK):
@@ -37,9 +37,16 @@ class SolverSpec:
     stages: int
     fsal: bool
     adaptive: bool
+    implicit: bool = False
 
     def forward_evaluations(self, num_steps: Int[Array, ""]) -> Int[Array, ""]:
-        """Vector-field evaluations of a forward solve of `num_steps` (accepted + rejected) steps."""
+        """Vector-field evaluations of a forward solve of `num_steps` (accepted + rejected) steps.
+
+        -1 for an implicit solver: its Newton iterations are not in Diffrax's statistics
+        (count them with `pyode.counting`).
+        """
+        if self.implicit:
+            return jnp.asarray(-1)
         if self.fsal:
             return 1 + (self.stages - 1) * num_steps
         return self.stages * num_steps
@@ -54,6 +61,7 @@ SOLVERS: dict[str, SolverSpec] = {
     "tsit5": SolverSpec(diffrax.Tsit5, order=5, stages=7, fsal=True, adaptive=True),
     "dopri5": SolverSpec(diffrax.Dopri5, order=5, stages=7, fsal=True, adaptive=True),
     "dopri8": SolverSpec(diffrax.Dopri8, order=8, stages=14, fsal=True, adaptive=True),
+    "kvaerno5": SolverSpec(diffrax.Kvaerno5, order=5, stages=7, fsal=True, adaptive=True, implicit=True),
 }
 
 ADJOINTS = ("checkpoint", "backsolve", "backsolve-seminorm")
@@ -106,6 +114,10 @@ def check_options(
             f"solver {solver!r} has no error estimate and takes no tolerances; give dt or steps, "
             f"or choose an adaptive solver: {', '.join(adaptive_names)}"
         )
+    if spec.implicit and fixed:
+        raise ValueError(
+            f"solver {solver!r} is implicit: give rtol and atol (its Newton iterations use them)"
+        )
     if not adaptive and not fixed:
         raise ValueError(f"solver {solver!r} needs tolerances (rtol, atol) or a fixed step (dt or steps)")
     if steps is not None and steps < 1:
@@ -148,8 +160,9 @@ def solve(
     state at t1 is saved. The field must be a pytree (an Equinox module) so that its
     parameters are differentiated by the chosen gradient method:
 
-    - solvers: euler, midpoint, heun, rk4, bosh3, tsit5, dopri5, dopri8; adaptive with
-      `rtol` and `atol`, or fixed with `dt` or `steps` over [t0, t1];
+    - solvers: euler, midpoint, heun, rk4, bosh3, tsit5, dopri5, dopri8, and the implicit
+      kvaerno5 (an ESDIRK method for stiff problems, its Newton tolerances the controller's);
+      adaptive with `rtol` and `atol`, or fixed with `dt` or `steps` over [t0, t1];
     - `adjoint`: `checkpoint` (backprop through the solver), `backsolve` (continuous
       adjoint) or `backsolve-seminorm` (its backward error measured on the state and
       adjoint only, Kidger, Chen & Lyons 2021).
@@ -157,7 +170,9 @@ def solve(
     `nfe_forward` is the forward count from the solver's step statistics (checked against a
     real count in the tests). With `count_evaluations` (the default) every evaluation and
     vector-Jacobian product also reports to `pyode.counting`, which is how backward counts
-    are measured; turn it off to time the bare solve.
+    are measured; turn it off to time the bare solve. An implicit solver differentiates the
+    field in forward mode (Newton's Jacobians), which a custom VJP forbids: its evaluations are
+    counted as executed (JVPs included) and all reported as forward (`counted_evaluations`).
     """
     check_options(solver, adjoint, rtol=rtol, atol=atol, dt=dt, steps=steps)
     spec = SOLVERS[solver]
@@ -177,10 +192,14 @@ def solve(
         controller = diffrax.ConstantStepSize()
         dt0 = dt if dt is not None else (t1 - t0) / steps
     params, static = eqx.partition((field, args), eqx.is_inexact_array)
+
     def evaluate(t, y, p):
         return _evaluate(t, y, eqx.combine(p, static), args is not None)
 
-    vector_field = counted(evaluate) if count_evaluations else evaluate
+    if not count_evaluations:
+        vector_field = evaluate
+    else:
+        vector_field = counted_evaluations(evaluate) if spec.implicit else counted(evaluate)
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
         spec.make(),

@@ -6,7 +6,6 @@ import jax
 import numpy as np
 import pytest
 
-import pyode
 from pyode.crossval import (
     IMPLICIT_SOLVERS,
     allowed_error,
@@ -195,9 +194,19 @@ def test_command_line_runs_the_stage(tmp_path):
     assert len(errors) == 3 and errors[-1] < errors[0]
 
 
-def test_pyode_backend_says_when_it_falls_back():
-    from pyode.reference._pyode import PyodeBackend
+def test_stiff_van_der_pol_agrees_across_implicit_and_restarted_backends(tmp_path):
+    """pyode with kvaerno5, scipy with Radau, scratch restarting every step, torchdiffeq's dopri5."""
+    from pyode.reference import get_backend, run_backend
 
-    case = make_case("v", {"field": {"kind": "vdp", "mu": 10.0}, "stiff": True}, seed=0, rtol=1e-6, atol=1e-6)
-    expected = "kvaerno5" if "kvaerno5" in pyode.SOLVERS else "dopri5"
-    assert PyodeBackend("checkpoint").solver_name(case) == expected
+    spec = {"field": {"kind": "vdp", "mu": 10.0}, "stiff": True, "batch": 1, "times": 3, "t1": 1.0}
+    case = make_case("v", spec, seed=0, rtol=1e-9, atol=1e-9)
+    names = ["pyode-checkpoint", "scratch", "scipy", "torchdiffeq-odeint"]
+    results = [get_backend(name).run(case)[0] for name in names]
+    assert "kvaerno5" in results[0].method and "restart='steps'" in results[1].method
+    assert "Radau" in results[2].method
+    assert results[0].nfe_forward > 0 and results[0].nfe_backward > 0
+    assert all(p.passed and p.max_rel < 1e-6 for p in compare_results(results))
+    unknown = type(case)(**{**case.__dict__, "solvers": dict(case.solvers, pyode="radau")})
+    unknown.save(tmp_path / "u.npz")
+    (skipped,) = run_backend("pyode-checkpoint", tmp_path / "u.npz", [tmp_path / "r.npz"])
+    assert skipped.status == "skipped" and "'radau'" in skipped.reason

@@ -319,7 +319,7 @@ def _torchdiffeq(problem: Problem, method: str) -> TrainingStep:
 
 
 def _scratch(problem: Problem, method: str) -> TrainingStep:
-    from ..scratch import ScratchMLP, adjoint_gradients
+    from ..scratch import ScratchMLP, adjoint_gradients, unflatten_weights
 
     field = ScratchMLP([(w, b) for w, b in problem.weights], problem.activation, problem.time_input)
     loss = _numpy_loss(problem)
@@ -332,7 +332,7 @@ def _scratch(problem: Problem, method: str) -> TrainingStep:
 
     def gradient():
         result = gradients()
-        return result.loss, [(np.asarray(w), np.asarray(b)) for w, b in result.grad_weights]
+        return result.loss, unflatten_weights(result.grad_theta, field.weights)
 
     def count():
         result = gradients()

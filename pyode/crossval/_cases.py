@@ -9,8 +9,8 @@ from ..reference import Case
 
 EXPLICIT_SOLVERS = {"pyode": "dopri5", "torchdiffeq": "dopri5", "scipy": "DOP853", "julia": "DP5"}
 IMPLICIT_SOLVERS = {"pyode": "kvaerno5", "torchdiffeq": "dopri5", "scipy": "Radau", "julia": "Rodas5P"}
-"""Solver per backend family; torchdiffeq has no implicit solver, pyode falls back to dopri5
-until it has kvaerno5 (the result's method says so)."""
+"""Solver per backend family. torchdiffeq and pyode.scratch have no implicit solver: they take
+dopri5 on a stiff case (scratch restarting its backward state every step)."""
 
 
 def case_rng(seed: int, name: str) -> np.random.Generator:

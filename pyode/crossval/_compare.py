@@ -14,6 +14,7 @@ SAFETY = 1000.0
 ROUNDOFF = 1000 * np.finfo(np.float64).eps
 """A floor, relative to scale, below which no comparison of float64 results can be asked to go."""
 QUANTITIES = ("trajectory", "grad_y0", "grad_theta")
+QUANTITY_NAMES = {"trajectory": "trajectory", "grad_y0": "dL/dy0", "grad_theta": "dL/dtheta"}
 
 
 def quantity(result: Result, name: str) -> np.ndarray:
@@ -143,6 +144,24 @@ def write_summary(results: list[Result | Skipped], out_dir: str | Path) -> list[
     return pairs
 
 
+def worst_errors(pairs: list[PairError]) -> list[str]:
+    """Markdown lines: the largest relative error of each quantity over every pair, and where."""
+    if not pairs:
+        return ["No two backends ran the same case: nothing was compared."]
+    lines = [
+        "Worst relative error between any two backends (max-abs difference over the larger max-abs):",
+        "",
+    ]
+    for name in QUANTITIES:
+        rows = [p for p in pairs if p.quantity == name]
+        worst = max(rows, key=lambda p: p.max_rel)
+        lines.append(
+            f"- {QUANTITY_NAMES[name]}: {worst.max_rel:.1e} ({worst.case}, {worst.backend_a} against "
+            f"{worst.backend_b}, rtol {worst.rtol:g})"
+        )
+    return lines
+
+
 def markdown_summary(pairs: list[PairError], backends: list[dict]) -> str:
     """The summary as Markdown: which backends ran, which were skipped and why, then agreement."""
     ran = sorted({b["backend"] for b in backends if b["status"] == "ran"})
@@ -161,6 +180,8 @@ def markdown_summary(pairs: list[PairError], backends: list[dict]) -> str:
     lines += [
         f"{len(pairs) - len(failed)} of {len(pairs)} comparisons pass "
         f"(allowed max-abs error: {SAFETY:g} (rtol scale + atol) + {ROUNDOFF:.1e} scale; docs/crossval.md).",
+        "",
+        *worst_errors(pairs),
         "",
         "## Backends",
         "",

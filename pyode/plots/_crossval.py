@@ -2,9 +2,8 @@
 
 import numpy as np
 
+from ..crossval._compare import QUANTITY_NAMES
 from ._style import plt
-
-QUANTITY_TITLES = {"trajectory": "trajectory", "grad_y0": "dL/dy0", "grad_theta": "dL/dtheta"}
 
 
 def crossval_error_sweep(rows: list[dict]):
@@ -14,11 +13,11 @@ def crossval_error_sweep(rows: list[dict]):
     The dashed black line is error = rtol; errors should fall with it toward round-off.
     Exact agreement (zero error, e.g. two gradient methods sharing one forward solve) is not drawn.
     """
-    fig, axes = plt.subplots(1, len(QUANTITY_TITLES), figsize=(4.2 * len(QUANTITY_TITLES), 3.8), sharey=True)
+    fig, axes = plt.subplots(1, len(QUANTITY_NAMES), figsize=(4.2 * len(QUANTITY_NAMES), 3.8), sharey=True)
     pairs = sorted({(r["backend_a"], r["backend_b"]) for r in rows})
     rtols = sorted({float(r["rtol"]) for r in rows})
     colours = plt.get_cmap("tab10").colors
-    for ax, (name, title) in zip(axes, QUANTITY_TITLES.items(), strict=True):
+    for ax, (name, title) in zip(axes, QUANTITY_NAMES.items(), strict=True):
         for i, (a, b) in enumerate(pairs):
             points = sorted(
                 (float(r["rtol"]), float(r["max_rel"]))

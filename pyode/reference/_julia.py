@@ -40,24 +40,24 @@ def find_julia() -> str | None:
 def julia_unavailable_reason(mode: str = "auto") -> str | None:
     """Why the Julia backends cannot run under `mode` (auto, require, off), or None if they can.
 
-    `auto` runs them only where Julia is already installed; `require` also lets juliacall
-    install Julia on first use (unless juliapkg is offline); `off` never runs them.
+    Julia is looked for first (no imports): `auto` runs the backends only where Julia is
+    already installed; `require` also lets juliacall install it on first use (unless
+    juliapkg is offline); `off` never runs them.
     """
     if mode not in JULIA_MODES:
         raise ValueError(f"unknown julia mode {mode!r}; choose one of {', '.join(JULIA_MODES)}")
     if mode == "off":
         return "disabled in the config (julia: off)"
+    searched = "PYTHON_JULIACALL_EXE, PYTHON_JULIAPKG_EXE, julia or juliaup on PATH, juliapkg's install"
+    found = find_julia() is not None
+    if not found and mode == "auto":
+        return f"Julia not found (looked at {searched}); julia: require lets juliacall install it"
+    if not found and os.environ.get("PYTHON_JULIAPKG_OFFLINE", "").lower() in ("yes", "true", "1"):
+        return f"Julia not found (looked at {searched}) and juliapkg is offline (PYTHON_JULIAPKG_OFFLINE)"
     if importlib.util.find_spec("juliacall") is None:
         return "juliacall is not installed (pip install 'pyode[julia]')"
     if not JULIA_MODULE.is_file():
         return f"the Julia module {JULIA_MODULE} is missing (pyode is not run from its source tree)"
-    if find_julia() is not None:
-        return None
-    searched = "PYTHON_JULIACALL_EXE, PYTHON_JULIAPKG_EXE, julia or juliaup on PATH, juliapkg's install"
-    if mode == "auto":
-        return f"no Julia found ({searched}); set julia: require to let juliacall install it"
-    if os.environ.get("PYTHON_JULIAPKG_OFFLINE", "").lower() in ("yes", "true", "1"):
-        return f"no Julia found ({searched}) and juliapkg is offline (PYTHON_JULIAPKG_OFFLINE)"
     return None
 
 

@@ -5,7 +5,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ._base import AbstractBackend, Result
+from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
 
 
@@ -44,12 +44,11 @@ class PyodeBackend(AbstractBackend):
     def versions(self) -> dict[str, str]:
         return {p: version(p) for p in ("pyode", "jax", "diffrax", "equinox")}
 
-    def solver_name(self, case: Case) -> str:
-        """The case's pyode solver, or dopri5 where this pyode lacks it (e.g. no implicit solver yet)."""
+    def check_available(self, case: Case) -> None:
         import pyode
 
-        wanted = case.solvers["pyode"]
-        return wanted if wanted in pyode.SOLVERS else "dopri5"
+        if case.solvers["pyode"] not in pyode.SOLVERS:
+            raise BackendUnavailable(f"the case's solver {case.solvers['pyode']!r} is not in pyode.SOLVERS")
 
     def prepare(self, case: Case) -> Callable[[float, float], Result]:
         import equinox as eqx
@@ -60,7 +59,7 @@ class PyodeBackend(AbstractBackend):
 
         if case.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
-        solver = self.solver_name(case)
+        solver = case.solvers["pyode"]
         field = build_field(case)
         y0, ts, cotangent = (jnp.asarray(a) for a in (case.y0, case.ts, case.cotangent))
         options = dict(solver=solver, adjoint=self.adjoint, max_steps=100_000)
@@ -78,22 +77,30 @@ class PyodeBackend(AbstractBackend):
             return jnp.sum(cotangent * ys)
 
         method = f"pyode.solve(solver={solver!r}, adjoint={self.adjoint!r}), equinox.filter_grad"
-        if solver != case.solvers["pyode"]:
-            method += f" ({case.solvers['pyode']!r} is not in pyode.SOLVERS: fell back to {solver!r})"
+
+        implicit = pyode.SOLVERS[solver].implicit
+        if implicit:
+            method += (
+                "; NFE as executed: backward = evaluations of the gradient call beyond its forward "
+                "solve's (Newton's JVPs included)"
+            )
 
         def once(rtol: float, atol: float) -> Result:
             tolerances = jnp.asarray(rtol), jnp.asarray(atol)
-            ys, nfe_forward = jax.block_until_ready(forward(field, y0, *tolerances))
+            with pyode.counting() as forward_counts:
+                ys, nfe_forward = jax.block_until_ready(forward(field, y0, *tolerances))
+                nfe_forward = forward_counts.forward if implicit else int(nfe_forward)
             with pyode.counting() as counts:
                 grad_field, grad_y0 = jax.block_until_ready(gradients((field, y0), *tolerances))
+                nfe_backward = counts.forward - nfe_forward if implicit else counts.backward
             return Result(
                 backend=self.name,
                 case=case.name,
                 trajectory=np.asarray(ys),
                 grad_y0=np.asarray(grad_y0),
                 grad_params=field_gradients(case, grad_field),
-                nfe_forward=int(nfe_forward),
-                nfe_backward=counts.backward,
+                nfe_forward=nfe_forward,
+                nfe_backward=nfe_backward,
                 wall_time=0.0,
                 method=method,
             )

@@ -5,40 +5,49 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ._base import AbstractBackend, BackendUnavailable, Result
+from ._base import AbstractBackend, Result
 from ._case import Case
 
 
 class ScratchBackend(AbstractBackend):
-    """`pyode.scratch.adjoint_gradients` on a `ScratchMLP` holding the case's weights."""
+    """`pyode.scratch.adjoint_gradients` on the case's field (`ScratchMLP` or `ScratchVanDerPol`).
+
+    On a stiff case the backward solve restarts z from the forward solution at every step
+    (`restart="steps"`): re-integrating a stiff state backward between save times diverges.
+    """
 
     name = "scratch"
 
     def versions(self) -> dict[str, str]:
         return {p: version(p) for p in ("pyode", "numpy")}
 
-    def check_available(self, case: Case) -> None:
-        if case.field["kind"] != "mlp":
-            raise BackendUnavailable(f"pyode.scratch has MLP fields only, not {case.field['kind']!r}")
-
     def prepare(self, case: Case) -> Callable[[float, float], Result]:
         from .. import scratch
 
         solver = case.solvers["pyode"] if case.solvers["pyode"] in scratch.TABLEAUS else "dopri5"
-        field = scratch.ScratchMLP(
-            [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
-            activation=case.field["activation"],
-            time_input=bool(case.field["time_input"]),
-        )
+        if case.field["kind"] == "vdp":
+            field = scratch.ScratchVanDerPol(float(case.params["theta"][0]))
+        else:
+            field = scratch.ScratchMLP(
+                [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
+                activation=case.field["activation"],
+                time_input=bool(case.field["time_input"]),
+            )
         loss = scratch.linear_loss(case.cotangent)
+        restart = "steps" if case.stiff else "save_times"
 
         def once(rtol: float, atol: float) -> Result:
             grads = scratch.adjoint_gradients(
-                field, case.y0, case.ts, loss, method=solver, rtol=rtol, atol=atol
+                field, case.y0, case.ts, loss, method=solver, rtol=rtol, atol=atol, restart=restart
             )
-            grad_params = {}
-            for k, (weight, bias) in enumerate(grads.grad_weights):
-                grad_params[f"weight_{k}"], grad_params[f"bias_{k}"] = weight, bias
+            if case.field["kind"] == "vdp":
+                grad_params = {"theta": grads.grad_theta}
+            else:
+                grad_params = {}
+                for k, (weight, bias) in enumerate(
+                    scratch.unflatten_weights(grads.grad_theta, field.weights)
+                ):
+                    grad_params[f"weight_{k}"], grad_params[f"bias_{k}"] = weight, bias
             return Result(
                 backend=self.name,
                 case=case.name,
@@ -48,7 +57,10 @@ class ScratchBackend(AbstractBackend):
                 nfe_forward=grads.nfe_forward,
                 nfe_backward=grads.nfe_backward,
                 wall_time=0.0,
-                method=f"pyode.scratch.adjoint_gradients(method={solver!r}): NumPy, continuous adjoint",
+                method=(
+                    f"pyode.scratch.adjoint_gradients(method={solver!r}, restart={restart!r}): "
+                    "NumPy, continuous adjoint"
+                ),
             )
 
         return once

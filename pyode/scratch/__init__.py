@@ -8,10 +8,13 @@ from ._convert import from_mlp_field as from_mlp_field
 from ._convert import to_mlp_field as to_mlp_field
 from ._field import ACTIVATIONS as ACTIVATIONS
 from ._field import FieldVJP as FieldVJP
+from ._field import ScratchField as ScratchField
 from ._field import ScratchMLP as ScratchMLP
+from ._field import ScratchVanDerPol as ScratchVanDerPol
 from ._field import flatten_weights as flatten_weights
 from ._field import random_mlp as random_mlp
 from ._field import unflatten_weights as unflatten_weights
+from ._gradients import RESTARTS as RESTARTS
 from ._gradients import Gradients as Gradients
 from ._gradients import adjoint_gradients as adjoint_gradients
 from ._gradients import augmented_dynamics as augmented_dynamics

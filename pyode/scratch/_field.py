@@ -1,7 +1,8 @@
-"""A multilayer-perceptron vector field with a hand-written forward pass and VJPs."""
+"""Vector fields with a hand-written forward pass and VJPs: an MLP, and Van der Pol."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -53,10 +54,26 @@ class FieldVJP:
     """f(t, y), shape (..., dim)."""
     y: np.ndarray
     """a^T df/dy, shape (..., dim)."""
-    weights: Weights
-    """a^T df/dtheta, summed over the batch; the layout of `ScratchMLP.weights`."""
+    theta: np.ndarray
+    """a^T df/dtheta, summed over the batch, in the order of the field's `flat_parameters`."""
     t: float
-    """a^T df/dt, summed over the batch (zero without time input)."""
+    """a^T df/dt, summed over the batch (zero for an autonomous field)."""
+
+
+class ScratchField(Protocol):
+    """What the solvers and the adjoint need of a vector field: f, its VJPs, its parameters."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def num_parameters(self) -> int: ...
+
+    def flat_parameters(self) -> np.ndarray: ...
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray: ...
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP: ...
 
 
 @dataclass(frozen=True)
@@ -146,7 +163,35 @@ class ScratchMLP:
                 grad_h = grad_h * sigma_derivative(pre_activations[k - 1])
         grad_weights.reverse()
         grad_t = float(grad_h[..., self.dim].sum()) if self.time_input else 0.0
-        return FieldVJP(value=value, y=grad_h[..., : self.dim], weights=grad_weights, t=grad_t)
+        return FieldVJP(value=value, y=grad_h[..., : self.dim], theta=flatten_weights(grad_weights), t=grad_t)
+
+
+@dataclass(frozen=True)
+class ScratchVanDerPol:
+    """The Van der Pol oscillator dx/dt = v, dv/dt = mu (1 - x^2) v - x; theta = [mu].
+
+    As `pyode.models.VanDerPol`; stiff for large mu (the cross-validation's stiff case).
+    """
+
+    mu: float
+
+    dim = 2
+    num_parameters = 1
+
+    def flat_parameters(self) -> np.ndarray:
+        return np.array([self.mu])
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        x, v = y[..., 0], y[..., 1]
+        return np.stack([v, self.mu * (1 - x**2) * v - x], axis=-1)
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
+        """f and a^T [df/dy, df/dmu, df/dt]: the Jacobian is [[0, 1], [-2 mu x v - 1, mu (1 - x^2)]]."""
+        x, v = y[..., 0], y[..., 1]
+        a_x, a_v = cotangent[..., 0], cotangent[..., 1]
+        grad_y = np.stack([a_v * (-2 * self.mu * x * v - 1), a_x + a_v * self.mu * (1 - x**2)], axis=-1)
+        grad_mu = np.sum(a_v * (1 - x**2) * v)
+        return FieldVJP(value=self(t, y), y=grad_y, theta=np.array([grad_mu]), t=0.0)
 
 
 def random_mlp(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._field import ScratchMLP, Weights, flatten_weights, unflatten_weights
+from ._field import ScratchField
 from ._solvers import (
     TABLEAUS,
     CountedField,
@@ -39,21 +39,19 @@ class Gradients:
     ys: np.ndarray
     loss: float
     grad_y0: np.ndarray
-    grad_weights: Weights
-    """dL/dtheta in the layout of `ScratchMLP.weights`."""
+    grad_theta: np.ndarray
+    """dL/dtheta in the order of the field's `flat_parameters` (`unflatten_weights` for an MLP's layers)."""
     grad_ts: np.ndarray
     nfe_forward: int
     nfe_backward: int
     """Evaluations of the backward pass: augmented-field (f and its VJP) or VJP-only calls."""
 
-    @property
-    def grad_theta(self) -> np.ndarray:
-        """dL/dtheta as one vector, in the order of `ScratchMLP.flat_parameters`."""
-        return flatten_weights(self.grad_weights)
+
+RESTARTS = ("save_times", "steps")
 
 
 def adjoint_gradients(
-    field: ScratchMLP,
+    field: ScratchField,
     y0: np.ndarray,
     ts: np.ndarray,
     loss: Loss,
@@ -63,19 +61,34 @@ def adjoint_gradients(
     atol: float | None = None,
     steps: int | None = None,
     max_steps: int = 100_000,
+    restart: str = "save_times",
 ) -> Gradients:
     """dL/dy0, dL/dtheta and dL/dts by the continuous adjoint (Chen et al. 2018, appendix B).
 
     Solve forward; then solve the augmented state [z, a_z, a_theta, a_t] backward
     (`augmented_dynamics`) interval by interval, adding the direct dL/dz(t_i) to a_z and
-    subtracting dL/dt_i = dL/dz(t_i) . f(t_i, z(t_i)) from a_t at each save time, and
-    restarting z from the forward solution there. Adaptive with rtol/atol, or fixed `steps`.
+    subtracting dL/dt_i = dL/dz(t_i) . f(t_i, z(t_i)) from a_t at each save time.
+    Adaptive with rtol/atol, or fixed `steps`. `restart` says where z is taken from the
+    forward solution again: at the save times (Chen et al.), or at the end of every forward
+    step (`steps`, as SciMLSensitivity's BacksolveAdjoint(checkpointing=true) with a
+    checkpoint per step). Between restarts z is re-integrated backward, which is unstable
+    where the forward flow contracts fast (a stiff problem): restarting every step keeps
+    each backward stretch one stable forward step long.
     """
+    if restart not in RESTARTS:
+        raise ValueError(f"unknown restart {restart!r}; choose one of {', '.join(RESTARTS)}")
     ts, y0 = np.asarray(ts, dtype=float), np.asarray(y0)
     check_span(ts, rtol=rtol, steps=steps)
     counts = steps_per_interval(ts, steps)
-    forward = Integrator(field, method, rtol=rtol, atol=atol, max_steps=max_steps)
-    ys = forward.solve(y0, ts, counts)
+    forward = Integrator(
+        field, method, rtol=rtol, atol=atol, max_steps=max_steps, record_steps=restart == "steps"
+    )
+    ys, knots = [y0], []
+    for t0, t1, count in zip(ts[:-1], ts[1:], counts, strict=True):
+        forward.taken.clear()
+        ys.append(forward.advance(t0, t1, ys[-1], count))
+        knots.append([(t0, ys[-2])] + (forward.taken if restart == "steps" else [(t1, ys[-1])]))
+    ys = np.stack(ys)
     value, ys_bar = loss(ys)
 
     size, num_parameters = y0.size, field.num_parameters
@@ -89,24 +102,26 @@ def adjoint_gradients(
         a_z = a_z + ys_bar[i]
         grad_ts[i] = float(np.sum(ys_bar[i] * direct_field(ts[i], ys[i])))
         a_t -= grad_ts[i]
-        state = np.concatenate([ys[i].ravel(), a_z.ravel(), a_theta, [a_t]])
-        state = backward.advance(ts[i], ts[i - 1], state, counts[i - 1])
-        a_z = state[size : 2 * size].reshape(y0.shape)
-        a_theta = state[2 * size : 2 * size + num_parameters]
-        a_t = float(state[-1])
+        stretches = list(zip(knots[i - 1][:-1], knots[i - 1][1:], strict=True))
+        for (t_left, _), (t_right, z_right) in reversed(stretches):
+            state = np.concatenate([z_right.ravel(), a_z.ravel(), a_theta, [a_t]])
+            state = backward.advance(t_right, t_left, state, 1 if restart == "steps" else counts[i - 1])
+            a_z = state[size : 2 * size].reshape(y0.shape)
+            a_theta = state[2 * size : 2 * size + num_parameters]
+            a_t = float(state[-1])
     grad_ts[0] = a_t
     return Gradients(
         ys=ys,
         loss=value,
         grad_y0=a_z + ys_bar[0],
-        grad_weights=unflatten_weights(a_theta, field.weights),
+        grad_theta=a_theta,
         grad_ts=grad_ts,
         nfe_forward=forward.nfe,
         nfe_backward=backward.nfe + direct_field.count,
     )
 
 
-def augmented_dynamics(field: ScratchMLP, state_shape: tuple[int, ...]):
+def augmented_dynamics(field: ScratchField, state_shape: tuple[int, ...]):
     """d/dt [z, a_z, a_theta, a_t] = [f, -a_z^T df/dz, -a_z^T df/dtheta, -a_z^T df/dt], flattened."""
     size = int(np.prod(state_shape))
 
@@ -114,15 +129,13 @@ def augmented_dynamics(field: ScratchMLP, state_shape: tuple[int, ...]):
         z = state[:size].reshape(state_shape)
         a_z = state[size : 2 * size].reshape(state_shape)
         products = field.vjp(t, z, a_z)
-        return np.concatenate(
-            [products.value.ravel(), -products.y.ravel(), -flatten_weights(products.weights), [-products.t]]
-        )
+        return np.concatenate([products.value.ravel(), -products.y.ravel(), -products.theta, [-products.t]])
 
     return dynamics
 
 
 def backprop_gradients(
-    field: ScratchMLP,
+    field: ScratchField,
     y0: np.ndarray,
     ts: np.ndarray,
     loss: Loss,
@@ -178,7 +191,7 @@ def backprop_gradients(
         ys=ys,
         loss=value,
         grad_y0=y_bar,
-        grad_weights=unflatten_weights(grad_theta, field.weights),
+        grad_theta=grad_theta,
         grad_ts=grad_ts,
         nfe_forward=counted_field.count,
         nfe_backward=nfe_backward,
@@ -197,7 +210,7 @@ class StepCotangents:
 
 
 def reverse_step(
-    field: ScratchMLP, tableau: Tableau, t: float, h: float, step: Step, y_new_bar: np.ndarray
+    field: ScratchField, tableau: Tableau, t: float, h: float, step: Step, y_new_bar: np.ndarray
 ) -> StepCotangents:
     """Pull the cotangent of y_new = y + h sum_s b_s k_s back through the stages, last first.
 
@@ -215,7 +228,7 @@ def reverse_step(
             continue
         products = field.vjp(t + tableau.c[s] * h, states[s], slopes_bar[s])
         nfe += 1
-        theta_bar += flatten_weights(products.weights)
+        theta_bar += products.theta
         t_bar += products.t
         h_bar += tableau.c[s] * products.t
         y_bar += products.y

@@ -155,6 +155,7 @@ class Integrator:
         rtol: float | None = None,
         atol: float | None = None,
         max_steps: int = 100_000,
+        record_steps: bool = False,
     ):
         check_method(method, rtol=rtol, atol=atol)
         self.f = CountedField(f)
@@ -163,6 +164,9 @@ class Integrator:
         self.max_steps = max_steps
         self.num_steps = 0
         self.num_rejected_steps = 0
+        self.record_steps = record_steps
+        self.taken: list[tuple[float, np.ndarray]] = []
+        """With `record_steps`: (t, y) at the end of every accepted step, in order (the caller clears it)."""
         self._step_size: float | None = None
         self._last: tuple[float, np.ndarray, np.ndarray] | None = None
 
@@ -191,6 +195,8 @@ class Integrator:
                 step = rk_step(self.f, self.tableau, t0 + m * h, y, h, k_first)
                 self.num_steps += 1
                 y = step.y
+                if self.record_steps:
+                    self.taken.append((t1 if m == num_steps - 1 else t0 + (m + 1) * h, y))
                 k_first = step.stage_slopes[-1] if self.tableau.fsal else None
         self._last = None if k_first is None else (t1, y, k_first)
         return y
@@ -239,6 +245,8 @@ class Integrator:
                 self.num_steps += 1
                 t = t1 if last else t + h_step
                 y, k_first = step.y, step.stage_slopes[-1]
+                if self.record_steps:
+                    self.taken.append((t, y))
                 h = h_step * factor if not last else np.sign(span) * max(abs(h), abs(h_step * factor))
             else:
                 self.num_rejected_steps += 1

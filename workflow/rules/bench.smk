@@ -7,13 +7,13 @@ wildcard_constraints:
     dtype="float32|float64",
 
 
-# The classify section's spiral classifier (field, solve, t1, batch size, seed) and its spiral data's
-# generator options (the generator's defaults if it has none), as JSON; the repetition options.
+# The classify section's spiral classifier (field as bench.field changes it, solve, t1, batch size,
+# seed) and its spiral data's generator options (the generator's defaults if it has none), as JSON; the repetition options.
 BENCH_CLASSIFIER = settings_json(
     {
         "seed": config["seed"],
         "model": {"t1": config["classify"].get("t1", 1.0)},
-        "field": config["classify"]["field"],
+        "field": {**config["classify"]["field"], **config["bench"].get("field", {})},
         "solve": {k: v for k, v in config["classify"]["solve"].items() if v is not None},
         "train": {"batch_size": config["classify"]["train"]["batch_size"]},
     }
