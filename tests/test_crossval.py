@@ -11,8 +11,10 @@ from pyode.crossval import (
     allowed_error,
     case_from_classifier,
     compare_results,
+    disagreeing_backends,
     main,
     make_case,
+    worst_errors,
     write_summary,
 )
 from pyode.models import make_classifier
@@ -96,6 +98,20 @@ def test_comparison_rule_passes_close_results_and_fails_far_ones():
     assert verdict[("a", "b", "trajectory")] and not verdict[("a", "c", "trajectory")]
     assert verdict[("a", "c", "grad_y0")]
     assert allowed_error(1.0, 1e-10, 1e-10) == pytest.approx(2e-7 + 1000 * np.finfo(float).eps)
+
+
+def test_summary_names_the_backends_every_failure_involves():
+    results = [
+        fake_result("a", 0.0),
+        fake_result("b", 1e-12),
+        fake_result("c", 2e-12),
+        fake_result("odd", 0.5),
+    ]
+    pairs = compare_results(results)
+    assert disagreeing_backends(pairs) == {"c": ["odd"]}
+    text = "\n".join(worst_errors(pairs))
+    assert "every failing comparison involves odd" in text
+    assert "trajectory: 2.0e-12 (c, a against c" in text
 
 
 def test_summary_says_what_ran_and_what_was_skipped(tmp_path):

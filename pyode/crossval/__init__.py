@@ -9,4 +9,6 @@ from ._cli import main as main
 from ._compare import PairError as PairError
 from ._compare import allowed_error as allowed_error
 from ._compare import compare_results as compare_results
+from ._compare import disagreeing_backends as disagreeing_backends
+from ._compare import worst_errors as worst_errors
 from ._compare import write_summary as write_summary

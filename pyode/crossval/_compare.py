@@ -144,16 +144,43 @@ def write_summary(results: list[Result | Skipped], out_dir: str | Path) -> list[
     return pairs
 
 
+def disagreeing_backends(pairs: list[PairError]) -> dict[str, list[str]]:
+    """Per case, the fewest backends (chosen greedily) that every failing comparison involves."""
+    found: dict[str, list[str]] = {}
+    for case in sorted({p.case for p in pairs}):
+        failing = {(p.backend_a, p.backend_b) for p in pairs if p.case == case and not p.passed}
+        while failing:
+            counts: dict[str, int] = {}
+            for pair in failing:
+                for backend in pair:
+                    counts[backend] = counts.get(backend, 0) + 1
+            worst = max(sorted(counts), key=counts.__getitem__)
+            found.setdefault(case, []).append(worst)
+            failing = {pair for pair in failing if worst not in pair}
+    return found
+
+
 def worst_errors(pairs: list[PairError]) -> list[str]:
-    """Markdown lines: the largest relative error of each quantity over every pair, and where."""
+    """Markdown lines: which backends disagree, and the largest relative error among the rest."""
     if not pairs:
         return ["No two backends ran the same case: nothing was compared."]
-    lines = [
-        "Worst relative error between any two backends (max-abs difference over the larger max-abs):",
+    lines = []
+    outliers = disagreeing_backends(pairs)
+    for case, backends in outliers.items():
+        lines.append(
+            f"- **{case}**: every failing comparison involves {', '.join(backends)}; "
+            "the other backends agree with each other."
+        )
+    agreeing = [p for p in pairs if not {p.backend_a, p.backend_b} & set(outliers.get(p.case, ()))]
+    lines += [
+        "",
+        "Worst relative error between two agreeing backends (max-abs difference over the larger max-abs):",
         "",
     ]
     for name in QUANTITIES:
-        rows = [p for p in pairs if p.quantity == name]
+        rows = [p for p in agreeing if p.quantity == name]
+        if not rows:
+            continue
         worst = max(rows, key=lambda p: p.max_rel)
         lines.append(
             f"- {QUANTITY_NAMES[name]}: {worst.max_rel:.1e} ({worst.case}, {worst.backend_a} against "
