@@ -89,10 +89,10 @@ class PyodeBackend(AbstractBackend):
             tolerances = jnp.asarray(rtol), jnp.asarray(atol)
             with pyode.counting() as forward_counts:
                 ys, nfe_forward = jax.block_until_ready(forward(field, y0, *tolerances))
-                nfe_forward = forward_counts.forward if implicit else int(nfe_forward)
+            nfe_forward = forward_counts.forward if implicit else int(nfe_forward)
             with pyode.counting() as counts:
                 grad_field, grad_y0 = jax.block_until_ready(gradients((field, y0), *tolerances))
-                nfe_backward = counts.forward - nfe_forward if implicit else counts.backward
+            nfe_backward = counts.forward - nfe_forward if implicit else counts.backward
             return Result(
                 backend=self.name,
                 case=case.name,
