@@ -10,13 +10,25 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "counting": "._counting",
+    "counted_programs": "._counting",
     "ADJOINTS": "._solve",
     "RK4": "._solve",
     "SOLVERS": "._solve",
+    "STATUS_MESSAGES": "._solve",
     "Solution": "._solve",
     "check_options": "._solve",
     "solve": "._solve",
-    "load_classifier": "._classify",
+    "status_message": "._solve",
+    "CorruptFile": "._files",
+    "atomic_write": "._files",
+    "file_digest": "._files",
+    "load_arrays": "._files",
+    "read_json": "._files",
+    "save_arrays": "._files",
+    "write_json": "._files",
+    "use_compilation_cache": "._runtime",
+    "jax_device": "._provenance",
+    "versions": "._provenance",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -15,6 +15,27 @@ import jax
 
 _lock = threading.Lock()
 _counts = {"forward": 0, "backward": 0}
+_tracing_counted = threading.local()
+
+
+@contextmanager
+def counted_programs() -> Iterator[None]:
+    """Solves traced inside this block count their evaluations (`solve(count_evaluations=None)`).
+
+    Counting is decided when a program is traced: give a counted program its own jitted
+    function, traced (first called) inside this block, beside the bare one.
+    """
+    previous = getattr(_tracing_counted, "on", False)
+    _tracing_counted.on = True
+    try:
+        yield
+    finally:
+        _tracing_counted.on = previous
+
+
+def counting_traced() -> bool:
+    """Whether solves traced now count their evaluations (inside `counted_programs`)."""
+    return getattr(_tracing_counted, "on", False)
 
 
 def _bump_forward() -> None:
@@ -66,23 +87,31 @@ def counted_evaluations(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class EvaluationCounts:
-    """Evaluations seen since the `counting()` block began (read after blocking on results)."""
+    """Evaluations seen in the `counting()` block: so far while it runs, frozen when it ends."""
 
     def __init__(self) -> None:
         with _lock:
             self._start = dict(_counts)
+        self._end: dict | None = None
+
+    def _now(self, kind: str) -> int:
+        with _lock:
+            return (self._end or _counts)[kind] - self._start[kind]
+
+    def close(self) -> None:
+        """Stop counting: later evaluations no longer add to these counts."""
+        with _lock:
+            self._end = dict(_counts)
 
     @property
     def forward(self) -> int:
         """Undifferentiated evaluations f(t, y)."""
-        with _lock:
-            return _counts["forward"] - self._start["forward"]
+        return self._now("forward")
 
     @property
     def backward(self) -> int:
         """Vector-Jacobian products of f (one per evaluation of the backward pass)."""
-        with _lock:
-            return _counts["backward"] - self._start["backward"]
+        return self._now("backward")
 
 
 @contextmanager
@@ -94,5 +123,8 @@ def counting() -> Iterator[EvaluationCounts]:
     """
     jax.effects_barrier()
     counts = EvaluationCounts()
-    yield counts
-    jax.effects_barrier()
+    try:
+        yield counts
+    finally:
+        jax.effects_barrier()
+        counts.close()

@@ -1,16 +1,18 @@
 """One place that maps solver and gradient-method names to Diffrax, and counts evaluations."""
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._counting import counted, counted_evaluations
+from ._counting import counted, counted_evaluations, counting_traced
 
 
 class RK4(diffrax.AbstractERK):
@@ -67,14 +69,49 @@ SOLVERS: dict[str, SolverSpec] = {
 ADJOINTS = ("checkpoint", "backsolve", "backsolve-seminorm")
 
 
+_FAILURES = (
+    "max_steps_reached",
+    "dt_min_reached",
+    "max_steps_rejected",
+    "nonfinite",
+    "nonlinear_max_steps_reached",
+    "nonlinear_divergence",
+    "singular",
+    "breakdown",
+    "stagnation",
+    "conlim",
+    "nonfinite_input",
+    "internal_error",
+)
+STATUS_MESSAGES: tuple[str, ...] = ("successful",) + tuple(
+    name for name in _FAILURES if hasattr(diffrax.RESULTS, name)
+)
+"""`Solution.status` indexes this: 0 is success, anything else names why the solve stopped."""
+
+
+def status_message(status: int) -> str:
+    """What a `Solution.status` code means, in Diffrax's words."""
+    name = STATUS_MESSAGES[int(status)]
+    return f"{name}: {diffrax.RESULTS[getattr(diffrax.RESULTS, name)]}" if status else name
+
+
+def _status(result) -> Int[Array, ""]:
+    code = jnp.asarray(0)
+    for index, name in enumerate(STATUS_MESSAGES[1:], start=1):
+        code = jnp.where(result == getattr(diffrax.RESULTS, name), index, code)
+    return code
+
+
 class Solution(eqx.Module):
-    """The result of `solve`: states at the save times and what the solve cost."""
+    """The result of `solve`: states at the save times, what the solve cost, and whether it succeeded."""
 
     ts: Float[Array, " time"]
     ys: Float[Array, "time ..."]
     num_steps: Int[Array, ""]
     num_rejected_steps: Int[Array, ""]
     nfe_forward: Int[Array, ""]
+    status: Int[Array, ""]
+    """0 when the solve reached t1; otherwise an index into `STATUS_MESSAGES` (only with throw=False)."""
 
     @property
     def final(self) -> Float[Array, "..."]:
@@ -159,7 +196,9 @@ def solve(
     dt: float | None = None,
     steps: int | None = None,
     max_steps: int = 4096,
-    count_evaluations: bool = True,
+    steps_at_save_times: bool = False,
+    count_evaluations: bool | None = None,
+    throw: bool = True,
 ) -> Solution:
     """Integrate dy/dt = field(t, y) (or field(t, y, args)) from t0 to t1.
 
@@ -172,43 +211,59 @@ def solve(
       adaptive with `rtol` and `atol`, or fixed with `dt` or `steps` over [t0, t1];
     - `adjoint`: `checkpoint` (backprop through the solver), `backsolve` (continuous
       adjoint) or `backsolve-seminorm` (its backward error measured on the state and
-      adjoint only, Kidger, Chen & Lyons 2021).
+      adjoint only, Kidger, Chen & Lyons 2021);
+    - `steps_at_save_times`: an adaptive solve steps onto every save time (Diffrax's
+      `step_ts`) instead of interpolating between steps. Interpolation is cheaper but less
+      accurate than the steps themselves: at tolerance 1e-11 dopri8's and kvaerno5's states
+      at save times between steps were 10-1000x less accurate than at t1 (docs/solve.md).
+
+    t1 may precede t0 (a backward solve), with tolerances, `steps` or a positive `dt`.
 
     `nfe_forward` is the forward count from the solver's step statistics (checked against a
-    real count in the tests). With `count_evaluations` (the default) every evaluation and
-    vector-Jacobian product also reports to `pyode.counting`, which is how backward counts
-    are measured; turn it off to time the bare solve. An implicit solver differentiates the
+    real count in the tests), free of cost. With `count_evaluations` every evaluation and
+    vector-Jacobian product also reports to `pyode.counting` through a host callback, which
+    is how backward counts are measured; it costs about 60 us an evaluation, so the default
+    (None) is the bare solve unless traced inside `pyode.counted_programs()`. With
+    `throw=False` a failed solve (too many steps, step size underflow) returns with `status`
+    set instead of raising, and the compiled program holds no host callback (JAX's persistent
+    compilation cache can then store it). An implicit solver differentiates the
     field in forward mode (Newton's Jacobians), which a custom VJP forbids: its evaluations are
     counted as executed (JVPs included) and all reported as forward (`counted_evaluations`).
     """
     check_options(solver, adjoint, rtol=rtol, atol=atol, dt=dt, steps=steps)
     spec = SOLVERS[solver]
+    _check_dtypes(y0, (field, args))
+    time = _time_dtype(y0)
     if ts is not None:
-        ts = jnp.asarray(ts)
-        t0 = ts[0] if t0 is None else t0
-        t1 = ts[-1] if t1 is None else t1
+        ts = jnp.asarray(ts, time)
+        t0 = ts[0] if t0 is None else jnp.asarray(t0, time)
+        t1 = ts[-1] if t1 is None else jnp.asarray(t1, time)
         saveat = diffrax.SaveAt(ts=ts)
     else:
         if t0 is None or t1 is None:
             raise ValueError("give save times ts, or both t0 and t1")
+        t0, t1 = jnp.asarray(t0, time), jnp.asarray(t1, time)
         saveat = diffrax.SaveAt(t1=True)
     if rtol is not None:
         controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        if steps_at_save_times and ts is not None:
+            controller = diffrax.ClipStepSizeController(controller, step_ts=ts)
         dt0 = None
     else:
         controller = diffrax.ConstantStepSize()
-        dt0 = dt if dt is not None else (t1 - t0) / steps
+        dt0 = jnp.where(t1 < t0, -dt, dt) if dt is not None else (t1 - t0) / steps
     params, static = eqx.partition((field, args), eqx.is_inexact_array)
 
     def evaluate(t, y, p):
         return _evaluate(t, y, eqx.combine(p, static), args is not None)
 
-    if not count_evaluations:
-        vector_field = evaluate
-    else:
-        vector_field = counted_evaluations(evaluate) if spec.implicit else counted(evaluate)
+    if count_evaluations is None:
+        count_evaluations = counting_traced()
+    if count_evaluations:
+        evaluate, params = _explicit_parameters(evaluate, jnp.asarray(y0), params)
+        evaluate = counted_evaluations(evaluate) if spec.implicit else counted(evaluate)
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
+        diffrax.ODETerm(evaluate),
         spec.make(),
         t0,
         t1,
@@ -219,6 +274,7 @@ def solve(
         stepsize_controller=controller,
         adjoint=_adjoint(adjoint, rtol, atol, dt, steps),
         max_steps=max_steps if rtol is not None else _fixed_max_steps(t0, t1, dt, steps),
+        throw=throw,
     )
     num_steps = solution.stats["num_steps"]
     return Solution(
@@ -227,7 +283,50 @@ def solve(
         num_steps=num_steps,
         num_rejected_steps=solution.stats["num_rejected_steps"],
         nfe_forward=spec.forward_evaluations(num_steps),
+        status=_status(solution.result),
     )
+
+
+def _explicit_parameters(evaluate, y0, params):
+    """`evaluate` with every traced value it closes over (a plain function's captured arrays) made an
+    argument beside `params`, as the counter's custom VJP needs to differentiate them."""
+    probe_t = jnp.zeros((), jnp.result_type(float))
+    converted, captured = jax.closure_convert(evaluate, probe_t, y0, params)
+
+    def explicit(t, y, params_and_captured):
+        params, captured = params_and_captured
+        return converted(jnp.asarray(t, probe_t.dtype), y, params, *captured)
+
+    return explicit, (params, captured)
+
+
+def _time_dtype(y0):
+    """Times in the state's floating dtype, so that a float32 state stays float32 under 64-bit mode."""
+    state = jnp.result_type(y0)
+    return state if jnp.issubdtype(state, jnp.floating) else None
+
+
+def _check_dtypes(y0, field_and_args) -> None:
+    """Refuse a state less precise than the field's parameters; warn of float64 silently made float32."""
+    if isinstance(y0, np.ndarray) and y0.dtype == np.float64 and not jax.config.jax_enable_x64:
+        warnings.warn(
+            "y0 is float64 but JAX's 64-bit mode is off, so the solve runs in float32; "
+            "call jax.config.update('jax_enable_x64', True) first to solve in float64",
+            stacklevel=3,
+        )
+    state = jnp.result_type(y0)
+    wider = sorted(
+        {
+            str(leaf.dtype)
+            for leaf in jax.tree_util.tree_leaves(eqx.filter(field_and_args, eqx.is_inexact_array))
+            if jnp.promote_types(leaf.dtype, state) != state
+        }
+    )
+    if wider:
+        raise ValueError(
+            f"y0 is {state} but the field's parameters include {', '.join(wider)} arrays; give y0 in "
+            f"{wider[-1]} or cast the field's arrays to {state}"
+        )
 
 
 def _evaluate(t, y, field_and_args, takes_args: bool):

@@ -1,5 +1,10 @@
 """pyode.solve: names, errors, orders of convergence, gradients and evaluation counts."""
 
+import functools
+import re
+import subprocess
+import sys
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -118,7 +123,7 @@ def test_forward_evaluation_count_matches_what_runs(solver):
     spec = pyode.SOLVERS[solver]
     options = {"rtol": 1e-6, "atol": 1e-6} if spec.adaptive else {"steps": 7}
     with pyode.counting() as counts:
-        solution = pyode.solve(field, y0, t0=0.0, t1=3.0, solver=solver, **options)
+        solution = pyode.solve(field, y0, t0=0.0, t1=3.0, solver=solver, count_evaluations=True, **options)
         jax.block_until_ready(solution.ys)
     assert counts.forward == int(solution.nfe_forward)
     if not spec.adaptive:
@@ -127,12 +132,14 @@ def test_forward_evaluation_count_matches_what_runs(solver):
 
 def test_implicit_solver_on_stiff_van_der_pol_matches_dopri5_and_counts_what_runs():
     """kvaerno5 (Newton's Jacobians in forward mode) gives dopri5's trajectory and gradient."""
-    from pyode.models._physics import VanDerPol
+    from pyode.models import VanDerPol
 
     y0, ts = jnp.array([[2.0, 0.0], [1.5, 1.0]]), jnp.linspace(0.0, 1.0, 4)
 
     def loss(field, solver):
-        ys = pyode.solve(field, y0, ts, solver=solver, rtol=1e-9, atol=1e-9, max_steps=20_000).ys
+        ys = pyode.solve(
+            field, y0, ts, solver=solver, rtol=1e-9, atol=1e-9, max_steps=20_000, count_evaluations=True
+        ).ys
         return jnp.sum(ys**2)
 
     with pyode.counting() as counts:
@@ -148,8 +155,17 @@ def test_implicit_solver_on_stiff_van_der_pol_matches_dopri5_and_counts_what_run
         pyode.solve(VanDerPol(10.0), y0, ts, solver="kvaerno5", steps=10)
 
 
-def _mlp_loss(field, adjoint, y0, ts, cotangent, tol):
-    solution = pyode.solve(field, y0, ts, solver="dopri5", adjoint=adjoint, rtol=tol, atol=tol)
+def _mlp_loss(field, adjoint, y0, ts, cotangent, tol, count_evaluations=None):
+    solution = pyode.solve(
+        field,
+        y0,
+        ts,
+        solver="dopri5",
+        adjoint=adjoint,
+        rtol=tol,
+        atol=tol,
+        count_evaluations=count_evaluations,
+    )
     return jnp.sum(solution.ys * cotangent)
 
 
@@ -192,7 +208,16 @@ def test_seminorm_takes_fewer_backward_evaluations(small_problem):
     counts_by_method = {}
     for adjoint in ("backsolve", "backsolve-seminorm"):
         with pyode.counting() as counts:
-            grads = eqx.filter_grad(lambda f, a=adjoint: _mlp_loss(f, a, y0, ts, cotangent, 1e-8))(field)
+            loss = functools.partial(
+                _mlp_loss,
+                adjoint=adjoint,
+                y0=y0,
+                ts=ts,
+                cotangent=cotangent,
+                tol=1e-8,
+                count_evaluations=True,
+            )
+            grads = eqx.filter_grad(loss)(field)
             jax.block_until_ready(grads)
         counts_by_method[adjoint] = counts.backward
     print("backward evaluations:", counts_by_method)
@@ -204,7 +229,7 @@ def test_checkpoint_backward_count_is_one_vjp_per_forward_evaluation():
     y0 = jnp.ones((4, 2))
 
     def loss(f):
-        solution = pyode.solve(f, y0, t0=0.0, t1=1.0, solver="rk4", steps=5)
+        solution = pyode.solve(f, y0, t0=0.0, t1=1.0, solver="rk4", steps=5, count_evaluations=True)
         return jnp.sum(solution.final)
 
     with pyode.counting() as counts:
@@ -212,15 +237,111 @@ def test_checkpoint_backward_count_is_one_vjp_per_forward_evaluation():
     assert counts.backward == 4 * 5
 
 
-def test_uncounted_solve_gives_the_same_answer_and_counts_nothing():
+def test_default_solve_counts_nothing_and_counting_is_asked_for():
+    """The default solve is bare; `count_evaluations=True`, or tracing inside `counted_programs`,
+    counts every evaluation. All three give the same answer and the same `nfe_forward`."""
     field = MLPField(2, width=8, key=jax.random.PRNGKey(1))
     y0 = jnp.ones((4, 2))
-    counted = pyode.solve(field, y0, t0=0.0, t1=1.0, solver="dopri5", rtol=1e-6, atol=1e-6)
+    options = {"t0": 0.0, "t1": 1.0, "solver": "dopri5", "rtol": 1e-6, "atol": 1e-6}
+    # the counts are read right after each block: they run on while later blocks count
     with pyode.counting() as counts:
-        bare = pyode.solve(
-            field, y0, t0=0.0, t1=1.0, solver="dopri5", rtol=1e-6, atol=1e-6, count_evaluations=False
-        )
+        bare = pyode.solve(field, y0, **options)
         jax.block_until_ready(bare.ys)
-    np.testing.assert_array_equal(bare.ys, counted.ys)
-    assert int(bare.nfe_forward) == int(counted.nfe_forward)
+    assert (counts.forward, counts.backward) == (0, 0)
+    with pyode.counting() as counts:
+        off = pyode.solve(field, y0, count_evaluations=False, **options)
+        jax.block_until_ready(off.ys)
     assert counts.forward == 0
+    with pyode.counting() as counts:
+        counted = pyode.solve(field, y0, count_evaluations=True, **options)
+        jax.block_until_ready(counted.ys)
+    assert int(counted.nfe_forward) > 0 and counts.forward == int(counted.nfe_forward)
+    with pyode.counted_programs(), pyode.counting() as counts:
+        traced = pyode.solve(field, y0, **options)
+        jax.block_until_ready(traced.ys)
+    assert counts.forward == int(counted.nfe_forward)
+    for solution in (off, counted, traced):
+        np.testing.assert_array_equal(solution.ys, bare.ys)
+        assert int(solution.nfe_forward) == int(bare.nfe_forward)
+
+
+def test_failed_solve_without_throw_returns_its_status():
+    """Out of steps: with throw=False the solve returns a non-zero status naming max steps;
+    by default it raises."""
+    field = MLPField(2, width=8, key=jax.random.PRNGKey(1))
+    y0 = jnp.ones((3, 2))
+    options = {"t0": 0.0, "t1": 3.0, "solver": "dopri5", "rtol": 1e-10, "atol": 1e-10, "max_steps": 3}
+    failed = pyode.solve(field, y0, throw=False, **options)
+    status = int(failed.status)
+    assert status != 0
+    assert pyode.STATUS_MESSAGES[status] == "max_steps_reached"
+    assert re.search(r"max(imum number of solver)?[ _]steps", pyode.status_message(status), re.IGNORECASE)
+    assert int(failed.num_steps) == 3
+    succeeded = pyode.solve(field, y0, throw=False, **dict(options, max_steps=4096))
+    assert int(succeeded.status) == 0 and pyode.status_message(0) == "successful"
+    with pytest.raises(RuntimeError, match="max_steps|maximum number of solver steps"):
+        jax.block_until_ready(pyode.solve(field, y0, **options).ys)
+
+
+def _rotation(t, y):
+    return jnp.stack([y[1], -y[0]])
+
+
+@pytest.mark.parametrize("solver", ["dopri8", "kvaerno5"])
+def test_stepping_onto_save_times_avoids_the_interpolation_error(solver):
+    """Between steps dopri8 and kvaerno5 interpolate far less accurately than they step (docs/solve.md)."""
+    ts = jnp.linspace(0.0, 10.0, 41)
+    exact = np.stack([np.sin(ts), np.cos(ts)], axis=1)
+    errors = {}
+    for on_saves in (False, True):
+        ys = pyode.solve(
+            _rotation,
+            jnp.array([0.0, 1.0]),
+            ts,
+            solver=solver,
+            rtol=1e-11,
+            atol=1e-11,
+            max_steps=100_000,
+            steps_at_save_times=on_saves,
+        ).ys
+        errors[on_saves] = np.abs(np.asarray(ys) - exact).max(axis=1)
+    assert errors[False][1:-1].max() > 10 * errors[False][-1]
+    assert errors[True][1:-1].max() < 3 * errors[True][-1]
+    assert errors[True][1:-1].max() < errors[False][1:-1].max() / 10
+
+
+def test_a_reverse_time_solve_takes_a_positive_dt():
+    backward = pyode.solve(_rotation, jnp.array([0.0, 1.0]), t0=1.0, t1=0.0, solver="rk4", dt=0.01)
+    np.testing.assert_allclose(backward.final, [np.sin(-1.0), np.cos(-1.0)], rtol=1e-8)
+
+
+def test_a_plain_function_field_is_solved_and_counted():
+    """A closure over the differentiated value is made an explicit argument of the counter's VJP."""
+
+    def loss(a, counted):
+        options = dict(t0=0.0, t1=1.0, solver="rk4", steps=4, count_evaluations=counted)
+        return pyode.solve(lambda t, y: -a * y, jnp.ones(2), **options).final.sum()
+
+    with pyode.counting() as counts:
+        grad = jax.block_until_ready(jax.grad(loss)(1.0, True))
+    np.testing.assert_allclose(grad, jax.grad(loss)(1.0, False), rtol=1e-12)
+    np.testing.assert_allclose(grad, -2 * np.exp(-1.0), rtol=1e-3)
+    assert counts.backward == 16
+
+
+def test_a_state_less_precise_than_the_field_is_named():
+    field = MLPField(2, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="y0 is float32 but the field's parameters include float64"):
+        pyode.solve(field, jnp.ones(2, jnp.float32), t0=0.0, t1=1.0, solver="rk4", steps=2)
+
+
+def test_float64_input_without_x64_warns():
+    code = (
+        "import warnings, numpy as np, pyode\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    pyode.solve(lambda t, y: -y, np.ones(2), t0=0.0, t1=1.0, solver='rk4', steps=2)\n"
+        "print([str(x.message) for x in w])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "y0 is float64 but JAX's 64-bit mode is off" in out

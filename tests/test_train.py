@@ -1,11 +1,7 @@
-"""Training: resumption after an interruption, the non-finite-loss guard, the classifier run."""
+"""The training loop: resume, run identity, interrupts, integrity of saved state, divergence, counting."""
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import equinox as eqx
 import jax
@@ -14,122 +10,214 @@ import numpy as np
 import pytest
 from conftest import tree_allclose
 
-from pyode._classify import load_classifier, resolve_settings, train_classifier
-from pyode._train import NonFiniteLossError, TrainOptions, fit, read_history, start_state_dir
-from pyode.data import make_split
+from pyode import CorruptFile, load_arrays, save_arrays
 from pyode.models import make_classifier
+from pyode.train import (
+    OptaxStepper,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainOptions,
+    fit,
+    make_optimizer,
+)
 
-TINY = {
-    "field": {"width": 8},
-    "solve": {"solver": "rk4", "steps": 3},
-    "train": {"steps": 30, "batch_size": 32, "learning_rate": 1e-2, "checkpoint_every": 10},
-}
+IDENTITY = "a" * 64
 
 
-def _quadratic_problem():
+def _problem(solve_options=None, *, learning_rate=1e-2):
     model = make_classifier(
-        2, width=4, solve_options={"solver": "euler", "steps": 2}, key=jax.random.PRNGKey(0)
+        2,
+        width=4,
+        solve_options=solve_options or {"solver": "euler", "steps": 2, "throw": False},
+        key=jax.random.PRNGKey(0),
     )
 
     def loss(m, batch):
         logits, solution = m(batch)
-        return jnp.mean(logits**2), {"nfe_forward": solution.nfe_forward}
+        return jnp.mean(logits**2), {"nfe_forward": solution.nfe_forward, "solver_status": solution.status}
 
     def batch_at(step):
         return jnp.asarray(np.random.default_rng([1, step]).normal(size=(8, 2)))
 
-    return model, loss, batch_at
+    options = TrainOptions(
+        steps=25, learning_rate=learning_rate, checkpoint_every=10, count_every=5, progress=False
+    )
+    return OptaxStepper(model, loss, make_optimizer(options)), batch_at, options
+
+
+def _params(state):
+    return eqx.filter(state.params, eqx.is_array)
 
 
 class Crash(RuntimeError):
     pass
 
 
-def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
-    model, loss, batch_at = _quadratic_problem()
-    options = TrainOptions(steps=25, learning_rate=1e-2, checkpoint_every=10, progress=False)
-    uninterrupted = fit(model, loss, batch_at, options, tmp_path / "straight")
-
-    def crashing_batch_at(step):
-        if step == 17:
+def _crashing(batch_at, at):
+    def crashing(step):
+        if step == at:
             raise Crash("power cut")
         return batch_at(step)
 
+    return crashing
+
+
+def test_an_interrupted_run_resumes_to_the_same_parameters_and_history(tmp_path):
+    stepper, batch_at, options = _problem()
+    straight = fit(stepper, batch_at, options, tmp_path / "straight", identity=IDENTITY)
     with pytest.raises(Crash):
-        fit(model, loss, crashing_batch_at, options, tmp_path / "resumed")
-    assert len(read_history(tmp_path / "resumed" / "history.jsonl")) == 17
-    resumed = fit(model, loss, batch_at, options, tmp_path / "resumed")
-    history = read_history(tmp_path / "resumed" / "history.jsonl")
-    assert [r["step"] for r in history] == list(range(25))
-    assert tree_allclose(eqx.filter(resumed, eqx.is_array), eqx.filter(uninterrupted, eqx.is_array), rtol=0)
+        fit(stepper, _crashing(batch_at, 17), options, tmp_path / "resumed", identity=IDENTITY)
+    resumed = fit(stepper, batch_at, options, tmp_path / "resumed", identity=IDENTITY)
+    assert [r["step"] for r in resumed.history] == list(range(25))
+    assert tree_allclose(_params(resumed), _params(straight), rtol=0)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
 
 
-def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
-    model, loss, batch_at = _quadratic_problem()
+def test_evaluations_are_counted_on_every_count_every_th_step_only(tmp_path):
+    stepper, batch_at, options = _problem()
+    state = fit(stepper, batch_at, options, tmp_path, identity=IDENTITY)
+    counted = [r["step"] for r in state.history if "nfe_backward" in r]
+    assert counted == [0, 5, 10, 15, 20]
+    assert all(state.history[s]["nfe_backward"] == 2 for s in counted)
+    assert all(r["nfe_forward"] == 2 for r in state.history)
 
-    def poisoned_batch_at(step):
+
+def test_a_state_of_another_identity_is_discarded_with_a_notice(tmp_path, capsys):
+    stepper, batch_at, options = _problem()
+    with pytest.raises(Crash):
+        fit(stepper, _crashing(batch_at, 12), options, tmp_path, identity=IDENTITY)
+    fresh = fit(stepper, batch_at, options, tmp_path / "fresh", identity="b" * 64)
+    other = fit(stepper, batch_at, options, tmp_path, identity="b" * 64)
+    assert "belongs to a run with other settings or inputs" in capsys.readouterr().err
+    assert tree_allclose(_params(other), _params(fresh), rtol=0)
+
+
+def _checkpoint_after_crash(tmp_path, at=23):
+    stepper, batch_at, options = _problem()
+    with pytest.raises(Crash):
+        fit(stepper, _crashing(batch_at, at), options, tmp_path / "run", identity=IDENTITY)
+    straight = fit(stepper, batch_at, options, tmp_path / "straight", identity=IDENTITY)
+    return stepper, batch_at, options, tmp_path / "run", straight
+
+
+def _flip_byte(path, where=0.5):
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+        lambda p: _flip_byte(p, 0.3),
+        lambda p: _flip_byte(p, 0.97),
+    ],
+    ids=["truncated", "flipped-array-byte", "flipped-manifest-byte"],
+)
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, damage):
+    stepper, batch_at, options, state_dir, straight = _checkpoint_after_crash(tmp_path)
+    damage(state_dir / "checkpoint.npz")
+    resumed = fit(stepper, batch_at, options, state_dir, identity=IDENTITY)
+    message = capsys.readouterr().err
+    assert "checkpoint.npz" in message and "trying the previous checkpoint" in message
+    assert len(message.strip().splitlines()) == 1
+    assert tree_allclose(_params(resumed), _params(straight), rtol=0)
+
+
+def test_two_corrupt_checkpoints_start_afresh(tmp_path, capsys):
+    stepper, batch_at, options, state_dir, straight = _checkpoint_after_crash(tmp_path)
+    for name in ("checkpoint.npz", "checkpoint.previous.npz"):
+        _flip_byte(state_dir / name)
+    resumed = fit(stepper, batch_at, options, state_dir, identity=IDENTITY)
+    assert "starting afresh" in capsys.readouterr().err
+    assert [r["step"] for r in resumed.history] == list(range(25))
+    assert tree_allclose(_params(resumed), _params(straight), rtol=0)
+
+
+def test_a_step_counter_that_disagrees_with_its_history_is_refused(tmp_path, capsys):
+    stepper, batch_at, options, state_dir, straight = _checkpoint_after_crash(tmp_path)
+    arrays, metadata = load_arrays(state_dir / "checkpoint.npz")
+    save_arrays(state_dir / "checkpoint.npz", arrays, {**metadata, "step": 5})
+    resumed = fit(stepper, batch_at, options, state_dir, identity=IDENTITY)
+    assert "does not match its history" in capsys.readouterr().err
+    assert tree_allclose(_params(resumed), _params(straight), rtol=0)
+
+
+def test_altered_arrays_are_caught_by_their_checksums(tmp_path):
+    save_arrays(tmp_path / "a.npz", {"x": np.arange(4.0)}, {"kind": "test"})
+    data = (tmp_path / "a.npz").read_bytes()
+    start = data.index(np.arange(4.0).tobytes())
+    altered = bytearray(data)
+    altered[start + 9] ^= 0x01
+    (tmp_path / "a.npz").write_bytes(bytes(altered))
+    with pytest.raises(CorruptFile, match="a.npz"):
+        load_arrays(tmp_path / "a.npz")
+
+
+def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_state(tmp_path):
+    stepper, batch_at, options = _problem()
+
+    def poisoned(step):
         return batch_at(step) * (jnp.nan if step == 12 else 1.0)
 
-    options = TrainOptions(steps=20, learning_rate=1e-2, checkpoint_every=5, progress=False)
-    with pytest.raises(NonFiniteLossError, match="at step 12"):
-        fit(model, loss, poisoned_batch_at, options, tmp_path)
-    history = read_history(tmp_path / "history.jsonl")
-    assert len(history) == 12 and all(np.isfinite(r["loss"]) for r in history)
-    saved = eqx.tree_deserialise_leaves(
-        tmp_path / "checkpoint.eqx", (eqx.filter(model, eqx.is_inexact_array), None, 0)
+    with pytest.raises(TrainingDiverged, match="at step 12: the loss became nan") as error:
+        fit(stepper, poisoned, options, tmp_path, identity=IDENTITY)
+    assert "learning_rate" in str(error.value)
+    arrays, metadata = load_arrays(tmp_path / "checkpoint.npz")
+    assert metadata["step"] == 12 and len(metadata["history"]) == 12
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+
+
+def test_a_huge_learning_rate_stops_at_the_first_bad_step(tmp_path):
+    stepper, batch_at, options = _problem(learning_rate=1e30)
+    with pytest.raises(
+        TrainingDiverged, match=r"at step 1: the smoothed loss grew to .* train.learning_rate \(now 1e\+30\)"
+    ):
+        fit(stepper, batch_at, options, tmp_path, identity=IDENTITY)
+    arrays, metadata = load_arrays(tmp_path / "checkpoint.npz")
+    assert metadata["step"] == 1 and np.isfinite(metadata["history"][0]["loss"])
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+
+
+def test_a_failed_solve_stops_training_naming_the_solver(tmp_path):
+    stepper, batch_at, options = _problem(
+        {"solver": "dopri5", "rtol": 1e-12, "atol": 1e-12, "max_steps": 2, "throw": False}
     )
-    assert saved is not None
+    with pytest.raises(TrainingDiverged, match="at step 0: the solver failed .*max_steps_reached") as error:
+        fit(stepper, batch_at, options, tmp_path, identity=IDENTITY)
+    assert "solve.max_steps" in str(error.value)
 
 
-def test_classifier_training_writes_model_and_history(tmp_path):
-    make_split("spiral", points_per_class=40, seed=1).save(tmp_path / "spiral.npz")
-    train_classifier(tmp_path / "spiral.npz", TINY, tmp_path / "run", progress=False)
-    history = read_history(tmp_path / "run" / "history.jsonl")
-    assert len(history) == 30
-    assert history[-1]["loss"] < history[0]["loss"]
-    assert all(r["nfe_forward"] == 12 and r["nfe_backward"] == 12 for r in history)
-    model = load_classifier(tmp_path / "run" / "model.eqx")
-    assert json.loads((tmp_path / "run" / "model.json").read_text())["settings"]["field"]["width"] == 8
-    logits, _ = model(jnp.zeros((3, 2), jnp.float32))
-    assert logits.shape == (3,)
+def test_a_loss_that_blows_up_stops_training(tmp_path):
+    stepper, batch_at, options = _problem()
+
+    def growing(step):
+        return batch_at(step) * (1.0 if step < 8 else 10.0 ** (step - 6))
+
+    with pytest.raises(TrainingDiverged, match="divergence_factor"):
+        fit(stepper, growing, options, tmp_path, identity=IDENTITY)
+    _, metadata = load_arrays(tmp_path / "checkpoint.npz")
+    assert 8 <= metadata["step"] < 25
 
 
-def test_unknown_setting_is_named():
-    with pytest.raises(ValueError, match="'widht'"):
-        resolve_settings({"field": {"widht": 3}})
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_after_the_current_step_with_its_state_saved(tmp_path, signum):
+    stepper, batch_at, options = _problem()
+    straight = fit(stepper, batch_at, options, tmp_path / "straight", identity=IDENTITY)
 
+    def signalling(step):
+        if step == 7:
+            os.kill(os.getpid(), signum)
+        return batch_at(step)
 
-@pytest.mark.slow
-def test_sigterm_midway_then_rerun_resumes(tmp_path):
-    """A real interruption: SIGTERM to the `pyode classify-train` process, then the same command again."""
-    make_split("spiral", points_per_class=40, seed=1).save(tmp_path / "spiral.npz")
-    settings = json.dumps({**TINY, "train": {**TINY["train"], "steps": 3000, "checkpoint_every": 1000}})
-    command = [sys.executable, "-m", "pyode.cli", "--threads", "1", "classify-train", "--no-progress"]
-    command += [
-        "--data",
-        str(tmp_path / "spiral.npz"),
-        "--settings",
-        settings,
-        "--out",
-        str(tmp_path / "run"),
-    ]
-    process = subprocess.Popen(command)
-    history_path = tmp_path / "run" / "train-state" / "history.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not history_path.exists() or len(read_history(history_path)) < 50):
-        time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
-    stopped_at = len(read_history(history_path))
-    assert 50 <= stopped_at < 3000
-    assert os.path.exists(tmp_path / "run" / "train-state" / "checkpoint.eqx")
-    subprocess.run(command, check=True)
-    history = read_history(tmp_path / "run" / "history.jsonl")
-    assert [r["step"] for r in history] == list(range(3000))
-
-
-def test_a_checkpoint_is_resumed_only_by_the_run_that_wrote_it(tmp_path):
-    state = start_state_dir(tmp_path / "state", {"steps": 30})
-    (state / "checkpoint.eqx").write_bytes(b"from the first run")
-    assert (start_state_dir(tmp_path / "state", {"steps": 30}) / "checkpoint.eqx").exists()
-    assert not (start_state_dir(tmp_path / "state", {"steps": 60}) / "checkpoint.eqx").exists()
+    with pytest.raises(
+        TrainingInterrupted, match=f"{signal.Signals(signum).name} after step 8 of 25"
+    ) as stop:
+        fit(stepper, signalling, options, tmp_path / "run", identity=IDENTITY)
+    assert stop.value.signum == signum
+    _, metadata = load_arrays(tmp_path / "run" / "checkpoint.npz")
+    assert metadata["step"] == 8
+    resumed = fit(stepper, batch_at, options, tmp_path / "run", identity=IDENTITY)
+    assert tree_allclose(_params(resumed), _params(straight), rtol=0)
+    assert signal.getsignal(signal.SIGTERM) is not None
