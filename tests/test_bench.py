@@ -10,6 +10,7 @@ import pytest
 from pyode.bench import (
     applicable_methods,
     main,
+    make_problem,
     measure,
     network_seconds,
     prepare,
@@ -18,17 +19,42 @@ from pyode.bench import (
     spiral_problem,
     training_steps,
 )
+from pyode.experiments import classify, dynamics
 
 TORCH = importlib.util.find_spec("torchdiffeq") is not None
 TINY = {
+    "data": {"points_per_class": 20},
     "field": {"width": 8, "depth": 1, "activation": "tanh", "time_input": True},
     "train": {"batch_size": 8},
 }
-TINY_DATA = {"points_per_class": 20}
+"""Changes to the classify experiment's defaults: a small spiral classifier on a small data set."""
+
+
+def tiny_problems(**spiral_changes) -> dict:
+    """A problems file's content, built as workflow/rules/bench.smk builds it: the classify
+    experiment's spiral run (here a tiny one) and the dynamics experiment's nn_spiral fit."""
+    spiral = classify.resolve({**TINY, **spiral_changes})
+    sequence = dynamics.resolve({"system": "nn_spiral"})
+    kind, spec = sequence.model()
+    assert kind == "mlp_field"
+    return {
+        "spiral": {
+            "seed": spiral.seed,
+            "data": spiral.data,
+            "model": spiral.model_spec(),
+            "batch_size": spiral.train.batch_size,
+        },
+        "sequence": {
+            "seed": sequence.seed,
+            "data": sequence.data,
+            "model": spec,
+            "solve": sequence.solve.options(),
+        },
+    }
 
 
 def tiny_spiral(**changes):
-    problem = spiral_problem(TINY, data=TINY_DATA, dtype="float64")
+    problem = spiral_problem(tiny_problems()["spiral"], dtype="float64")
     return replace(problem, **changes)
 
 
@@ -42,7 +68,8 @@ def test_every_library_solves_the_same_problem(name):
     if name == "spiral":
         problem = tiny_spiral(rtol=1e-10, atol=1e-10)
     else:
-        problem = replace(sequence_problem(points=6, dtype="float64"), rtol=1e-10, atol=1e-10)
+        problem = sequence_problem(tiny_problems()["sequence"], points=6, dtype="float64")
+        problem = replace(problem, rtol=1e-10, atol=1e-10)
     reference_loss, reference_grads = prepare(problem, "pyode", "checkpoint").gradient()
     for library in libraries()[1:]:
         method = {"torchdiffeq": "odeint", "scratch": "adjoint"}[library]
@@ -53,14 +80,46 @@ def test_every_library_solves_the_same_problem(name):
             np.testing.assert_allclose(b, b_ref, rtol=1e-5, atol=1e-8, err_msg=library)
 
 
-def test_problems_take_the_classifier_settings_and_dtype():
-    problem = spiral_problem(TINY, data=TINY_DATA, dtype="float32", batch=5)
+def test_problems_take_the_problems_settings_and_dtype():
+    spiral = tiny_problems()["spiral"]
+    problem = spiral_problem(spiral, dtype="float32", batch=5)
     assert problem.describe()["sizes"] == [3, 8, 2]
     assert problem.y0.shape == (5, 2) and problem.dtype == "float32"
     assert all(w.dtype == np.float32 for pair in problem.weights for w in pair)
-    fixed = spiral_problem(TINY, data=TINY_DATA, steps=16, t1=2.0)
+    assert (problem.solver, problem.rtol, problem.atol) == ("dopri5", 1e-3, 1e-3)
+    assert spiral_problem(spiral).batch == 8 and spiral_problem(spiral, width=6).width == 6
+    fixed = spiral_problem(spiral, steps=16, t1=2.0)
     assert (fixed.solver, fixed.steps, fixed.rtol, float(fixed.ts[-1])) == ("rk4", 16, None, 2.0)
     assert ("pyode", "backsolve-seminorm") not in applicable_methods(fixed, ["pyode"])
+    fixed_by_settings = spiral_problem(tiny_problems(solve={"solver": "rk4", "steps": 12})["spiral"])
+    assert (fixed_by_settings.solver, fixed_by_settings.steps, fixed_by_settings.rtol) == ("rk4", 12, None)
+    with pytest.raises(ValueError, match="augmentation"):
+        spiral_problem(tiny_problems(model={"augment": 1})["spiral"])
+
+
+def test_make_problem_reads_the_problems_file_and_gives_a_case():
+    from pyode.reference import pyode_field
+
+    problems = tiny_problems()
+    spiral = make_problem("spiral", dtype="float64", settings=problems)
+    assert spiral.describe() == spiral_problem(problems["spiral"], dtype="float64").describe()
+    sequence = make_problem("sequence", dtype="float32", settings=problems)
+    assert sequence.loss == "mse" and sequence.dtype == "float32" and sequence.sizes == [2, 16, 16, 2]
+    assert (sequence.rtol, sequence.atol) == (1e-5, 1e-6)
+    with pytest.raises(ValueError, match="unknown problem"):
+        make_problem("ring", dtype="float32", settings=problems)
+    with pytest.raises(ValueError, match="no 'sequence' entry"):
+        make_problem("sequence", dtype="float32", settings={"spiral": problems["spiral"]})
+    case = spiral.case()
+    assert case.field["sizes"] == spiral.sizes and case.solvers["pyode"] == "dopri5"
+    np.testing.assert_array_equal(case.y0, spiral.y0)
+    for k, (w, b) in enumerate(spiral.weights):
+        np.testing.assert_array_equal(case.params[f"weight_{k}"], w)
+        np.testing.assert_array_equal(case.params[f"bias_{k}"], b)
+    (w0, b0), (w1, b1) = spiral.weights  # tanh, t the last input of the first layer
+    inputs = np.concatenate([spiral.y0, np.full((spiral.batch, 1), 0.5)], axis=1)
+    expected = np.tanh(inputs @ w0.T + b0) @ w1.T + b1
+    np.testing.assert_allclose(pyode_field(case)(0.5, spiral.y0), expected, rtol=1e-12)
 
 
 def test_training_steps_record_counts_and_overhead_in_json():
@@ -100,8 +159,9 @@ def test_measure_reports_median_and_spread():
 
 def test_cli_steps_and_plots(tmp_path):
     out = tmp_path / "steps.json"
-    classifier = json.dumps(TINY)
-    arguments = ["--classifier", classifier, "--data", json.dumps(TINY_DATA), "--repetitions", "1"]
+    problems = tmp_path / "problems.json"
+    problems.write_text(json.dumps(tiny_problems()))
+    arguments = ["--problems", str(problems), "--repetitions", "1"]
     main(
         ["steps", "--problem", "spiral", "--dtype", "float64", "--libraries", "scratch", "--out", str(out)]
         + arguments
@@ -109,6 +169,7 @@ def test_cli_steps_and_plots(tmp_path):
     )
     written = json.loads(out.read_text())
     assert written["results"][0]["name"] == "scratch-adjoint"
+    assert written["problem"]["sizes"] == [3, 8, 2] and written["problem"]["batch"] == 8
 
     from pyode import plots
 
@@ -156,7 +217,8 @@ def test_length_and_size_points_hold_time_memory_and_counts():
         "repetitions": 1,
         "warmup": 0,
     }
-    point = length_point({**options, "classifier": TINY, "data": TINY_DATA})
+    spiral = tiny_problems()["spiral"]
+    point = length_point({**options, "spiral": spiral})
     assert point["name"] == "scratch-adjoint" and point["steps"] == 4
     assert point["nfe_forward"] == 16 and point["nfe_backward"] > 0
     assert point["rss_peak_bytes"] >= point["rss_baseline_bytes"] > 0
@@ -168,8 +230,7 @@ def test_length_and_size_points_hold_time_memory_and_counts():
         repetitions=1,
         warmup=0,
         min_sample_seconds=0.0,
-        classifier=TINY,
-        data=TINY_DATA,
+        spiral=spiral,
     )
     assert [(p["axis"], p["value"]) for p in result["points"]] == [("batch", 4), ("batch", 8), ("width", 6)]
     assert result["default_width"] == 8 and all(p["nfe_forward"] > 0 for p in result["points"])

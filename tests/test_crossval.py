@@ -1,6 +1,7 @@
 """Cases from the config and from a classifier, the comparison rule, the summary and the CLI."""
 
 import csv
+import json
 
 import jax
 import numpy as np
@@ -15,10 +16,12 @@ from pyode.crossval import (
     main,
     make_case,
     worst_errors,
+    write_case,
     write_summary,
 )
-from pyode.models import make_classifier
-from pyode.reference import Result, Skipped, load_case, load_result
+from pyode.experiments import classify
+from pyode.models import build_model, save_model
+from pyode.reference import Result, Skipped, load_case, load_result, pyode_field
 
 jax.config.update("jax_enable_x64", True)
 
@@ -42,30 +45,82 @@ def test_stiff_case_chooses_implicit_solvers():
     assert case.solvers == IMPLICIT_SOLVERS and case.params["theta"].tolist() == [10.0]
 
 
-@pytest.mark.parametrize("augment", [0, 1])
-def test_case_exported_from_a_classifier_holds_its_field(augment, tmp_path):
-    classifier = make_classifier(
-        2,
-        augment=augment,
-        width=6,
-        time_input=True,
-        solve_options={"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3},
-        key=jax.random.PRNGKey(3),
+def tiny_classifier_settings(augment: int, **changes):
+    """The classify experiment's settings for a small (A)NODE on a small spiral."""
+    return classify.resolve(
+        {
+            "data": {"points_per_class": 20},
+            "model": {"augment": augment},
+            "field": {"width": 6, "depth": 1, "time_input": True},
+            "train": {"batch_size": 8},
+            **changes,
+        }
     )
-    case = case_from_classifier("spiral", classifier, {"batch": 5}, seed=0, rtol=1e-9, atol=1e-9)
-    case.save(tmp_path / "spiral.npz")
-    case = load_case(tmp_path / "spiral.npz")
+
+
+def assert_case_holds_the_classifier(case, classifier, batch: int, augment: int):
     field = classifier.ode.field
     for k, (weight, bias) in enumerate(field.weights()):
         np.testing.assert_array_equal(case.params[f"weight_{k}"], np.asarray(weight))
         np.testing.assert_array_equal(case.params[f"bias_{k}"], np.asarray(bias))
-    assert case.y0.shape == (5, 2 + augment) and case.ts[-1] == classifier.ode.t1
+    assert case.y0.shape == (batch, 2 + augment) and case.ts[-1] == classifier.ode.t1
     if augment:
         assert np.all(case.y0[:, -1] == 0)
-    from pyode.reference._pyode import build_field
-
     t, y = 0.4, case.y0
-    np.testing.assert_allclose(build_field(case)(t, y), field(t, jax.numpy.asarray(y)), rtol=1e-6)
+    np.testing.assert_allclose(pyode_field(case)(t, y), field(t, jax.numpy.asarray(y)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("augment", [0, 1])
+def test_case_exported_from_a_classifier_holds_its_field(augment, tmp_path):
+    """A classifier saved as the classify experiment saves it (model.npz), exported by `write_case`."""
+    spec = tiny_classifier_settings(augment).model_spec()
+    classifier = build_model("classifier", spec, key=jax.random.PRNGKey(3))
+    save_model(tmp_path / "model.npz", classifier, kind="classifier", spec=spec)
+    entry = {"field": {"kind": "classifier", "model": str(tmp_path / "model.npz")}, "batch": 5}
+    written = write_case("spiral", entry, tmp_path / "spiral.npz", seed=0, rtol=1e-9, atol=1e-9)
+    case = load_case(tmp_path / "spiral.npz")
+    assert case.name == "spiral" and (case.rtol, case.atol) == (1e-9, 1e-9)
+    assert str(tmp_path / "model.npz") in case.source
+    np.testing.assert_array_equal(case.y0, written.y0)
+    assert_case_holds_the_classifier(case, classifier, 5, augment)
+    direct = case_from_classifier("spiral", classifier, {"batch": 5}, seed=0, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(direct.y0, case.y0)
+
+
+def test_exporting_a_model_that_is_no_classifier_is_refused(tmp_path):
+    spec = {"dim": 2, "width": 4, "depth": 1, "activation": "tanh", "time_input": False}
+    save_model(
+        tmp_path / "field.npz",
+        build_model("mlp_field", spec, key=jax.random.PRNGKey(0)),
+        kind="mlp_field",
+        spec=spec,
+    )
+    entry = {"field": {"kind": "classifier", "model": str(tmp_path / "field.npz")}}
+    with pytest.raises(ValueError, match="not a classifier"):
+        write_case("f", entry, tmp_path / "f.npz", seed=0, rtol=1e-6, atol=1e-6)
+    assert not (tmp_path / "f.npz").exists()
+
+
+def test_command_line_exports_a_classifier_trained_by_the_classify_experiment(tmp_path):
+    from pyode.models import load_model
+
+    settings = tiny_classifier_settings(1, train={"steps": 1, "batch_size": 8})
+    classify.make_data(settings, tmp_path / "data.npz")
+    classify.train(tmp_path / "data.npz", settings, tmp_path / "run", progress=False)
+    model_path = tmp_path / "run" / "model.npz"
+    case_settings = {
+        "name": "spiral_anode",
+        "spec": {"field": {"kind": "classifier", "model": str(model_path)}, "batch": 4, "times": 3},
+        "seed": 1,
+        "rtol": 1e-7,
+        "atol": 1e-8,
+    }
+    (tmp_path / "case.json").write_text(json.dumps(case_settings))
+    main(["make-case", "--settings", str(tmp_path / "case.json"), "--out", str(tmp_path / "case.npz")])
+    case = load_case(tmp_path / "case.npz")
+    assert case.name == "spiral_anode" and (case.rtol, case.atol) == (1e-7, 1e-8) and len(case.ts) == 3
+    classifier, _ = load_model(model_path)
+    assert_case_holds_the_classifier(case, classifier, 4, 1)
 
 
 def fake_result(backend, offset, rtol=1e-6):
@@ -133,15 +188,17 @@ def test_summary_says_what_ran_and_what_was_skipped(tmp_path):
 
 
 def test_figures_draw_from_the_tables(tmp_path):
-    from pyode.plots import save_figure
-    from pyode.plots._crossval import crossval_error_sweep, crossval_nfe
+    from pyode.crossval._compare import QUANTITY_NAMES
+    from pyode.plots import crossval_error_sweep, crossval_nfe, save_figure
 
     rows = [
         {"backend_a": "a", "backend_b": "b", "quantity": q, "rtol": r, "max_rel": r / 10}
         for q in ("trajectory", "grad_y0", "grad_theta")
         for r in (1e-3, 1e-6, 1e-9)
     ]
-    save_figure(crossval_error_sweep(rows), tmp_path / "sweep.png")
+    sweep = crossval_error_sweep(rows, QUANTITY_NAMES)
+    assert [ax.get_title() for ax in sweep.axes] == list(QUANTITY_NAMES.values())
+    save_figure(sweep, tmp_path / "sweep.png")
     backends = [
         {"case": "c", "backend": "a", "status": "ran", "nfe_forward": "10", "nfe_backward": "30"},
         {"case": "c", "backend": "b", "status": "skipped", "nfe_forward": "", "nfe_backward": ""},
@@ -151,25 +208,16 @@ def test_figures_draw_from_the_tables(tmp_path):
 
 
 def test_command_line_runs_the_stage(tmp_path):
-    spec = '{"field": {"kind": "mlp", "dim": 2, "width": 4, "depth": 1, "activation": "tanh"}, "batch": 2}'
+    spec = {"field": {"kind": "mlp", "dim": 2, "width": 4, "depth": 1, "activation": "tanh"}, "batch": 2}
+    settings = {"name": "t", "spec": spec, "seed": 0, "rtol": 1e-8, "atol": 1e-8}
+    (tmp_path / "t.json").write_text(json.dumps(settings))
     case = str(tmp_path / "cases" / "t.npz")
-    main(
-        [
-            "make-case",
-            "--name",
-            "t",
-            "--spec",
-            spec,
-            "--seed",
-            "0",
-            "--rtol",
-            "1e-8",
-            "--atol",
-            "1e-8",
-            "--out",
-            case,
-        ]
-    )
+    main(["make-case", "--settings", str(tmp_path / "t.json"), "--out", case])
+    made = load_case(case)
+    expected = make_case("t", spec, seed=0, rtol=1e-8, atol=1e-8)
+    assert made.name == "t" and (made.rtol, made.atol) == (1e-8, 1e-8)
+    np.testing.assert_array_equal(made.params["weight_0"], expected.params["weight_0"])
+    np.testing.assert_array_equal(made.y0, expected.y0)
     runs = []
     for backend in ("scipy", "scratch", "diffeqflux-interpolating"):
         runs.append(str(tmp_path / "runs" / f"{backend}.npz"))

@@ -1,9 +1,10 @@
-"""Synthetic data sets: shapes, classes, determinism, noise and errors."""
+"""Synthetic data sets: shapes, classes, determinism, noise, sizes, verified files and errors."""
 
 import numpy as np
 import pytest
 
-from pyode.data import Split, concentric_circles, make_split, two_spirals
+import pyode
+from pyode.data import Split, concentric_circles, make_split, split_sizes, two_spirals
 
 
 @pytest.mark.parametrize("generator", [two_spirals, concentric_circles])
@@ -49,7 +50,32 @@ def test_split_round_trip(tmp_path):
     assert split.x_train.dtype == np.float32
     split.save(tmp_path / "circles.npz")
     loaded = Split.load(tmp_path / "circles.npz")
-    np.testing.assert_array_equal(loaded.x_test, split.x_test)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(split, name))
+        assert getattr(loaded, name).dtype == getattr(split, name).dtype
+    _, metadata = pyode.load_arrays(tmp_path / "circles.npz")  # a verified pyode array file
+    assert metadata["kind"] == "split"
+
+
+@pytest.mark.parametrize(
+    "dataset, options",
+    [
+        ("circles", {"test_fraction": 0.25, "points_per_class": 40}),
+        ("spiral", {"points_per_class": 33}),
+        ("spiral", {"test_fraction": 0.1, "points_per_class": 7, "turns": 2.0}),
+        ("circles", {}),
+    ],
+)
+def test_split_sizes_match_the_split(dataset, options):
+    split = make_split(dataset, seed=0, **options)
+    assert split_sizes(dataset, **options) == (len(split.x_train), len(split.x_test))
+
+
+def test_split_sizes_check_their_options():
+    with pytest.raises(ValueError, match="unknown dataset 'moons'"):
+        split_sizes("moons")
+    with pytest.raises(ValueError, match="unknown option.*'ring'.*'spiral'"):
+        split_sizes("spiral", ring=[1, 2])
 
 
 @pytest.mark.parametrize(
@@ -68,6 +94,19 @@ def test_bad_input_is_a_clear_error(call, message):
 
 
 def test_loading_something_else_is_a_clear_error(tmp_path):
-    np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match="not a data split"):
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))  # an .npz, but not a verified pyode file
+    with pytest.raises(pyode.CorruptFile, match="other.npz"):
         Split.load(tmp_path / "other.npz")
+    pyode.save_arrays(tmp_path / "arrays.npz", {"a": np.zeros(3)}, {"kind": "something"})
+    with pytest.raises(pyode.CorruptFile, match="arrays.npz is not a two-class data split"):
+        Split.load(tmp_path / "arrays.npz")
+
+
+def test_a_corrupted_split_is_refused(tmp_path):
+    path = tmp_path / "spiral.npz"
+    make_split("spiral", seed=0, points_per_class=50).save(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(pyode.CorruptFile, match="spiral.npz"):
+        Split.load(path)

@@ -1,5 +1,6 @@
-"""The image ODE-Net: IDX loading and checksums, the MNIST policy, model shapes and budgets,
-the im2col convolution, NFE counts, and one real training epoch on a digits subset (float32)."""
+"""The image ODE-Net: IDX loading and checksums, the MNIST policy, settings and plan, model shapes
+and budgets, the im2col convolution, NFE counts and solve status, and one real training run on a
+digits subset (float32) with its summary."""
 
 import gzip
 import hashlib
@@ -12,20 +13,17 @@ import numpy as np
 import pytest
 
 import pyode
-from pyode._checkpoint import load_tree
-from pyode._image import evaluate_images, resolve_image_settings, train_image_classifier, write_image_data
-from pyode.data._images import (
-    MNIST_SHA256,
-    MNISTUnavailable,
-    load_digits_split,
-    normalise,
-    prepare_mnist,
-    random_crop,
-    read_idx,
-    verify_file,
-    write_idx,
+from pyode.data import MNISTUnavailable, load_digits_split, normalise, prepare_mnist, random_crop, read_idx
+from pyode.data._images import MNIST_SHA256, verify_file, write_idx
+from pyode.experiments import SettingsError, image, read_history
+from pyode.models import (
+    IMAGE_MODEL_KINDS,
+    ImageClassifier,
+    load_model,
+    make_image_classifier,
+    parameter_count,
 )
-from pyode.models._image import im2col_conv, make_image_classifier, parameter_count, plain_conv
+from pyode.models._image import im2col_conv, plain_conv
 
 _OFF = "MNIST is off in the config (image.mnist.policy: off)"
 FIELD_SOLVE = {"solver": "rk4", "adjoint": "checkpoint", "steps": 2}
@@ -82,20 +80,33 @@ def test_mnist_policy_offline(tmp_path):
     assert split is None and "is not the download folder" in reason
 
 
-def test_mnist_files_with_a_wrong_checksum_are_refused(tmp_path):
+def test_mnist_files_with_a_wrong_checksum_are_an_error_under_every_policy(tmp_path):
+    """Files someone put there are meant to be used: corrupt ones are not quietly skipped."""
     for name in MNIST_SHA256:
         write_idx(tmp_path / f"{name}.gz", np.zeros((2, 2), np.uint8), compress=True)
-    split, reason = prepare_mnist(tmp_path, policy="auto", fetch_into=None)
-    assert split is None and "checksum mismatch" in reason
-    with pytest.raises(MNISTUnavailable, match="checksum mismatch"):
-        prepare_mnist(tmp_path, policy="require", fetch_into=None)
+    for policy in ("auto", "require"):
+        with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz: checksum mismatch"):
+            prepare_mnist(tmp_path, policy=policy, fetch_into=None)
 
 
 def test_skipped_mnist_gives_skipped_metrics(tmp_path):
-    reason = write_image_data("mnist", {"folder": str(tmp_path), "policy": "auto"}, tmp_path / "mnist.npz")
-    metrics = train_image_classifier(tmp_path / "mnist.npz", {}, tmp_path / "run", progress=False)
-    assert metrics["status"] == "skipped" and metrics["reason"] == reason
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "skipped"
+    data = image.resolve_data({"dataset": "mnist", "source": {"folder": str(tmp_path), "policy": "auto"}})
+    reason = image.make_data(data, tmp_path / "mnist.npz")
+    assert "is not the download folder" in reason
+    assert image.load_data(tmp_path / "mnist.npz") == (None, reason)
+    settings = image.resolve({"dataset": "mnist"})
+    record = image.train(tmp_path / "mnist.npz", settings, tmp_path / "run", progress=False)
+    assert record["status"] == "skipped" and record["reason"] == reason
+    assert record["runs"] == [
+        {"run": "mnist/odenet/rk4-checkpoint", "metrics": {}, "settings": settings.to_dict()}
+    ]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == record
+    assert not (tmp_path / "run" / "model.npz").exists()
+    rows = image.summarise([record], tmp_path / "summary", dataset="mnist")
+    assert [(row["run"], row["status"]) for row in rows] == [("odenet/rk4-checkpoint", "skipped")]
+    assert f"Skipped: {reason}" in (tmp_path / "summary" / "summary.md").read_text()
+    for name in ("summary.csv", "accuracy.png", "nfe.png", "time.png"):
+        assert (tmp_path / "summary" / name).stat().st_size > 0, name
 
 
 def test_digits_split_and_normalisation():
@@ -127,13 +138,16 @@ def test_im2col_convolution_matches_plain_gradients(size, stride, padding):
 @pytest.mark.parametrize("size,layers", [(28, 2), (8, 1)])
 def test_model_shapes_and_comparable_budgets(size, layers):
     counts = {}
-    for kind in ("odenet", "resnet", "noode"):
+    assert IMAGE_MODEL_KINDS == ("odenet", "resnet", "noode")
+    for kind in IMAGE_MODEL_KINDS:
         model = make_image_classifier(
             kind, width=16, downsampling_layers=layers, solve_options=FIELD_SOLVE, key=jax.random.PRNGKey(0)
         )
-        logits, nfe = model(jnp.zeros((3, size, size, 1), jnp.float32))
+        logits, stats = model(jnp.zeros((3, size, size, 1), jnp.float32))
         assert logits.shape == (3, 10) and logits.dtype == jnp.float32
-        assert int(nfe) == (8 if kind == "odenet" else 0)
+        assert set(stats) == {"nfe_forward", "solver_status"}
+        assert int(stats["nfe_forward"]) == (8 if kind == "odenet" else 0)
+        assert int(stats["solver_status"]) == 0
         counts[kind] = parameter_count(model)
     for kind in ("resnet", "noode"):
         assert abs(counts[kind] - counts["odenet"]) / counts["odenet"] < 0.1, counts
@@ -151,64 +165,159 @@ def test_nfe_counts(solver, options):
     x = jax.random.normal(jax.random.PRNGKey(2), (4, 8, 8, 1), jnp.float32)
     t0, t1 = jnp.float32(0), jnp.float32(1)  # float32 times, as the ODE block uses (x64 is on here)
     solution = pyode.solve(model.middle.field, model.downsampling(x), t0=t0, t1=t1, **solve_options)
-    with pyode.counting() as counts:
-        _, nfe = jax.block_until_ready(eqx.filter_jit(model)(x))
     spec = pyode.SOLVERS[solver]
     if "rtol" in options:  # Diffrax's own statistics: FSAL, 1 + 6 evaluations per (tried) step
         expected = 1 + 6 * int(solution.num_steps)
     else:
         expected = spec.stages * options["steps"]
-    assert int(nfe) == counts.forward == expected
+    # A program traced outside `counted_programs` is bare: nothing reports to `counting`.
+    with pyode.counting() as counts:
+        _, stats = jax.block_until_ready(eqx.filter_jit(lambda m, x_: m(x_))(model, x))
+    assert counts.forward == counts.backward == 0
+    with pyode.counted_programs(), pyode.counting() as counts:
+        _, counted_stats = jax.block_until_ready(eqx.filter_jit(lambda m, x_: m(x_))(model, x))
+    assert int(stats["nfe_forward"]) == int(counted_stats["nfe_forward"]) == counts.forward == expected
+    assert int(stats["solver_status"]) == int(counted_stats["solver_status"]) == 0
     if "steps" in options:
-        with pyode.counting() as counts:
+        with pyode.counted_programs(), pyode.counting() as counts:
             jax.block_until_ready(eqx.filter_grad(lambda m: jnp.sum(m(x)[0] ** 2))(model))
         assert counts.backward == expected
 
 
-def test_settings_are_checked():
-    with pytest.raises(ValueError, match="unknown key"):
-        resolve_image_settings({"model": {"widht": 3}})
-    with pytest.raises(ValueError, match="no error estimate"):
-        resolve_image_settings({"solve": {"solver": "rk4", "rtol": 1e-3, "atol": 1e-3}})
-    with pytest.raises(ValueError, match="unknown schedule"):
-        resolve_image_settings({"train": {"schedule": "linear"}})
-
-
-def test_one_real_epoch_on_a_digits_subset_in_float32(tmp_path):
-    write_image_data("digits", {}, tmp_path / "digits.npz")
-    settings = {
-        "data": {"train_subset": 256, "test_subset": 128, "crop_padding": 1},
-        "model": {"width": 8, "downsampling_layers": 1, "dropout": 0.1},
-        "solve": FIELD_SOLVE,
-        "train": {
-            "epochs": 2,
-            "batch_size": 32,
-            "learning_rate": 1e-2,
-            "optimizer": "sgd",
-            "schedule": "step",
-            "milestones": [1],
-            "weight_decay": 1e-4,
-            "eval_batch_size": 100,
-        },
-    }
-    metrics = train_image_classifier(tmp_path / "digits.npz", settings, tmp_path / "run", progress=False)
-    assert metrics["status"] == "ok" and metrics["epochs"] == 2 and metrics["steps_per_epoch"] == 8
-    assert metrics["mean_nfe_forward"] == metrics["mean_nfe_backward"] == 8
-    assert 0 <= metrics["final_test_accuracy"] <= 1 and metrics["peak_rss_mib"] > 0
-    assert [e["epoch"] for e in metrics["per_epoch"]] == [1, 2]
-    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
-    assert len(history) == 16
-    like = make_image_classifier(
-        "odenet",
-        width=8,
-        downsampling_layers=1,
-        dropout=0.1,
-        solve_options=FIELD_SOLVE,
-        key=jax.random.PRNGKey(0),
+def test_a_failed_solve_is_reported_in_the_stats():
+    """With throw=False a solve that runs out of steps returns; its status reaches the evaluation."""
+    solve_options = {"solver": "dopri5", "rtol": 1e-8, "atol": 1e-8, "max_steps": 2, "throw": False}
+    model = make_image_classifier(
+        "odenet", width=4, downsampling_layers=1, solve_options=solve_options, key=jax.random.PRNGKey(1)
     )
-    model = load_tree(tmp_path / "run" / "model.eqx", like)
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (4, 8, 8, 1), jnp.float32))
+    with pytest.raises(RuntimeError, match="the solver failed on the test set: max_steps_reached"):
+        image.evaluate_images(model, x, np.zeros(4, np.int32), 4)
+
+
+def test_settings_are_checked():
+    with pytest.raises(SettingsError, match=r"unknown key settings\.model\.widht"):
+        image.resolve({"model": {"widht": 3}})
+    with pytest.raises(SettingsError, match=r"settings\.solve: .*no error estimate"):
+        image.resolve({"solve": {"solver": "rk4", "rtol": 1e-3, "atol": 1e-3}})
+    with pytest.raises(SettingsError, match=r"settings\.train\.schedule is 'linear'; choose one of"):
+        image.resolve({"train": {"schedule": "linear"}})
+    with pytest.raises(
+        SettingsError, match=r"settings\.model\.kind is 'vit'; choose one of odenet, resnet, noode"
+    ):
+        image.resolve({"model": {"kind": "vit"}})
+    with pytest.raises(SettingsError, match=r"settings\.dataset is 'cifar'"):
+        image.resolve_data({"dataset": "cifar"})
+    adaptive = image.resolve({"solve": {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3}})
+    assert adaptive.solve.steps is None and adaptive.run_name() == "odenet/dopri5-checkpoint"
+
+
+def test_plan_runs_the_solver_grid_and_the_baselines():
+    section = {
+        "mnist": {"policy": False, "folder": "resources/mnist", "mirrors": [], "timeout": 1},
+        "solvers": ["euler", "dopri5"],
+        "adjoints": ["checkpoint", "backsolve"],
+        "baselines": ["resnet"],
+        "solve": {"adaptive": ["dopri5"], "rtol": 1e-3, "atol": 1e-4, "steps": 3},
+        "datasets": [
+            {"name": "digits", "model": {"width": 8}, "train": {"epochs": 2}},
+            {"name": "mnist", "data": {"train_subset": 100}},
+        ],
+    }
+    runs = image.plan(section, seed=5)
+    assert list(runs) == [
+        f"{dataset}/{run}"
+        for dataset in ("digits", "mnist")
+        for run in (
+            "odenet/euler-checkpoint",
+            "odenet/euler-backsolve",
+            "odenet/dopri5-checkpoint",
+            "odenet/dopri5-backsolve",
+            "resnet",
+        )
+    ]
+    for name, settings in runs.items():
+        assert name == f"{settings.dataset}/{settings.run_name()}" and settings.seed == 5
+    euler, dopri5 = runs["digits/odenet/euler-backsolve"], runs["digits/odenet/dopri5-checkpoint"]
+    assert euler.solve.options()["steps"] == 3 and "rtol" not in euler.solve.options()
+    assert (dopri5.solve.rtol, dopri5.solve.atol, dopri5.solve.steps) == (1e-3, 1e-4, None)
+    assert euler.model.width == runs["digits/resnet"].model.width == 8 and euler.train.epochs == 2
+    assert runs["digits/resnet"].model.kind == "resnet"
+    assert runs["mnist/resnet"].data.train_subset == 100
+    assert runs["mnist/resnet"].source["policy"] == "off"  # `policy: false` in YAML is off
+
+
+def test_one_real_training_run_on_a_digits_subset_in_float32(tmp_path):
+    origin = image.make_data(image.resolve_data({"dataset": "digits"}), tmp_path / "digits.npz")
+    assert "digits" in origin
+    settings = image.resolve(
+        {
+            "data": {"train_subset": 256, "test_subset": 128, "crop_padding": 1},
+            "model": {"width": 8, "downsampling_layers": 1, "dropout": 0.1},
+            "solve": FIELD_SOLVE,
+            "train": {
+                "epochs": 2,
+                "batch_size": 32,
+                "learning_rate": 1e-2,
+                "optimizer": "sgd",
+                "schedule": "step",
+                "milestones": [1],
+                "weight_decay": 1e-4,
+                "eval_batch_size": 100,
+            },
+        }
+    )
+    record = image.train(tmp_path / "digits.npz", settings, tmp_path / "run", progress=False)
+    assert record["experiment"] == "image" and record["status"] == "ok" and record["dtype"] == "float32"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == record
+    (entry,) = record["runs"]
+    assert entry["run"] == "digits/odenet/rk4-checkpoint" and entry["settings"] == settings.to_dict()
+    metrics = entry["metrics"]
+    assert metrics["epochs"] == 2 and metrics["steps_per_epoch"] == 8 and metrics["train_steps"] == 16
+    assert metrics["train_images"] == 256 and metrics["test_images"] == 128
+    assert (
+        metrics["nfe_forward_per_step"]
+        == metrics["nfe_backward_per_step"]
+        == metrics["test_nfe_forward"]
+        == 8
+    )
+    assert 0 <= metrics["final_test_accuracy"] <= 1 and metrics["peak_rss_mib"] > 0
+    per_epoch = record["details"]["per_epoch"]
+    assert [e["epoch"] for e in per_epoch] == [1, 2]
+    assert per_epoch[-1]["test_accuracy"] == metrics["final_test_accuracy"]
+    assert [e["nfe_forward"] for e in per_epoch] == [8, 8]
+    assert [e["nfe_backward"] for e in per_epoch] == [8, None]  # counted at step 0 only (count_every 50)
+    history = read_history(tmp_path / "run" / "history.jsonl")
+    assert [r["step"] for r in history] == list(range(16))
+    assert all({"loss", "accuracy", "nfe_forward", "seconds"} <= set(r) for r in history)
+    assert [r["step"] for r in history if "nfe_backward" in r] == [0]
+    assert not (tmp_path / "run" / "train-state").exists()
+    model, metadata = load_model(tmp_path / "run" / "model.npz")
+    assert isinstance(model, ImageClassifier) and metadata["settings"] == settings.to_dict()
+    assert metadata["experiment"] == "image" and metadata["spec"]["solve_options"]["solver"] == "rk4"
     assert model.linear.weight.dtype == jnp.float32
+    assert metrics["parameters"] == parameter_count(model)
     split = load_digits_split()
     x = normalise(split.x_test[:50], "digits", 16.0)
-    result = evaluate_images(model, x, split.y_test[:50], 32)
+    result = image.evaluate_images(model, x, split.y_test[:50], 32)
     assert 0 <= result["accuracy"] <= 1 and result["nfe_forward"] == 8
+    rows = image.summarise([record], tmp_path / "summary", dataset="digits")
+    assert rows[0]["run"] == "odenet/rk4-checkpoint" and rows[0]["status"] == "ok"
+    assert rows[0]["final_test_accuracy"] == metrics["final_test_accuracy"]
+    assert "| odenet/rk4-checkpoint | ok |" in (tmp_path / "summary" / "summary.md").read_text()
+    for name in ("summary.csv", "accuracy.png", "nfe.png", "time.png"):
+        assert (tmp_path / "summary" / name).stat().st_size > 0, name
+
+
+def test_subsets_and_batches_larger_than_the_data_are_refused(tmp_path):
+    image.make_data(image.resolve_data({}), tmp_path / "digits.npz")
+    too_many = image.resolve({"data": {"train_subset": 100000}})
+    with pytest.raises(SettingsError, match="a subset of 100000 images was asked for; the data hold 1347"):
+        image.train(tmp_path / "digits.npz", too_many, tmp_path / "a", progress=False)
+    too_big = image.resolve({"data": {"train_subset": 64}, "train": {"batch_size": 128}})
+    with pytest.raises(SettingsError, match="train.batch_size is 128; the training set has 64 images"):
+        image.train(tmp_path / "digits.npz", too_big, tmp_path / "b", progress=False)
+    with pytest.raises(SettingsError, match="holds 'digits' images; the settings are for 'mnist'"):
+        image.train(
+            tmp_path / "digits.npz", image.resolve({"dataset": "mnist"}), tmp_path / "c", progress=False
+        )

@@ -1,11 +1,23 @@
-"""Models: the MLP field's layout, NeuralODE/ANODE shapes, the classifier."""
+"""Models: the MLP and linear fields, NeuralODE/ANODE shapes, the classifier, saved model files."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pyode.models import AugmentedNeuralODE, MLPField, make_classifier, mlp_field_from_weights
+import pyode
+from pyode.models import (
+    MODEL_KINDS,
+    AugmentedNeuralODE,
+    LinearField,
+    MLPField,
+    build_model,
+    load_model,
+    make_classifier,
+    mlp_field_from_weights,
+    save_model,
+)
 
 
 def test_mlp_field_layout_and_time_input():
@@ -48,3 +60,94 @@ def test_classifier_shapes_and_augmentation():
     assert logits.shape == (5,)
     assert solution.final.shape == (5, 4)
     assert int(solution.nfe_forward) == 4 * 3
+
+
+def test_linear_field():
+    field = LinearField(3, key=jax.random.PRNGKey(0))
+    assert field.matrix.shape == (3, 3)
+    y = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+    np.testing.assert_allclose(field(0.0, y), y @ field.matrix.T)
+    np.testing.assert_array_equal(field(0.0, y), field(5.0, y))  # autonomous
+
+
+SAVED_MODELS = {
+    "mlp_field": {"dim": 2, "width": 5, "depth": 2, "activation": "elu", "time_input": True},
+    "linear_field": {"dim": 2},
+    "classifier": {"data_dim": 2, "augment": 1, "width": 4, "solve_options": {"solver": "rk4", "steps": 2}},
+    "image_classifier": {
+        "kind": "odenet",
+        "width": 4,
+        "downsampling_layers": 1,
+        "solve_options": {"solver": "euler", "steps": 1, "throw": False},
+    },
+}
+
+
+def _model_input(kind):
+    if kind == "image_classifier":
+        return (jnp.ones((2, 8, 8, 1), jnp.float32),)
+    if kind == "classifier":
+        return (jnp.ones((3, 2)),)
+    return (0.3, jnp.ones((3, 2)))
+
+
+def test_every_saveable_kind_is_tested():
+    assert set(SAVED_MODELS) == set(MODEL_KINDS)
+
+
+@pytest.mark.parametrize("kind", list(SAVED_MODELS))
+def test_saved_model_round_trip(tmp_path, kind):
+    model = build_model(kind, SAVED_MODELS[kind], key=jax.random.PRNGKey(3))
+    save_model(tmp_path / "model.npz", model, kind=kind, spec=SAVED_MODELS[kind], metadata={"note": [1, 2]})
+    loaded, metadata = load_model(tmp_path / "model.npz")
+    assert metadata["kind"] == kind and metadata["spec"] == SAVED_MODELS[kind] and metadata["note"] == [1, 2]
+    assert type(loaded) is type(model)
+    original = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))
+    restored = jax.tree_util.tree_leaves(eqx.filter(loaded, eqx.is_array))
+    assert len(original) == len(restored)
+    for a, b in zip(original, restored):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    # Not the skeleton's fresh parameters (load_model builds it with another key) but the saved ones.
+    fresh = build_model(kind, SAVED_MODELS[kind], key=jax.random.PRNGKey(0))
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(original, jax.tree_util.tree_leaves(eqx.filter(fresh, eqx.is_array)))
+    )
+    out, again = model(*_model_input(kind)), loaded(*_model_input(kind))
+    np.testing.assert_array_equal(jax.tree_util.tree_leaves(out)[0], jax.tree_util.tree_leaves(again)[0])
+
+
+def test_fields_are_built_in_float32():
+    for kind in ("mlp_field", "linear_field"):
+        model = build_model(kind, SAVED_MODELS[kind], key=jax.random.PRNGKey(0))
+        assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))} == {
+            jnp.dtype(jnp.float32)
+        }
+
+
+def test_unknown_model_kind_lists_choices():
+    with pytest.raises(ValueError, match="unknown model kind 'transformer'; choose one of"):
+        build_model("transformer", {}, key=jax.random.PRNGKey(0))
+
+
+def test_bad_model_files_are_refused(tmp_path):
+    field = build_model("mlp_field", {"dim": 2, "width": 5}, key=jax.random.PRNGKey(0))
+    path = tmp_path / "model.npz"
+    save_model(path, field, kind="mlp_field", spec={"dim": 2, "width": 5})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(pyode.CorruptFile, match="model.npz"):
+        load_model(path)
+    save_model(tmp_path / "other.npz", field, kind="mlp_field", spec={"dim": 2, "width": 6})
+    with pytest.raises(
+        pyode.CorruptFile, match=r"other.npz: array 0 has shape \(5, 2\), the model expects \(6, 2\)"
+    ):
+        load_model(tmp_path / "other.npz")
+    save_model(tmp_path / "deeper.npz", field, kind="mlp_field", spec={"dim": 2, "width": 5, "depth": 2})
+    with pytest.raises(pyode.CorruptFile, match="deeper.npz holds 4 arrays"):
+        load_model(tmp_path / "deeper.npz")
+    pyode.save_arrays(tmp_path / "data.npz", {"a": np.zeros(2)}, {"kind": "split"})
+    with pytest.raises(pyode.CorruptFile, match="data.npz does not hold a pyode model"):
+        load_model(tmp_path / "data.npz")

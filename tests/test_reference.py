@@ -1,6 +1,7 @@
 """The backends of the cross-validation: case files, weight layout, orientation, agreement."""
 
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -18,9 +19,11 @@ from pyode.reference import (
     julia_unavailable_reason,
     load_case,
     load_result,
+    pyode_field,
     run_backend,
+    scratch_field,
+    torch_field,
 )
-from pyode.reference._pyode import build_field
 from pyode.reference._scipy import field_and_jacobians
 
 jax.config.update("jax_enable_x64", True)
@@ -80,17 +83,40 @@ def test_every_backend_field_is_the_same_function(activation, time_input):
     """pyode's MLPField, the NumPy field, torch's module and scratch's MLP agree on f(t, y)."""
     import torch
 
-    from pyode.reference._torch import _torch_field
+    from pyode.models import MLPField
     from pyode.scratch import ScratchMLP
 
     case = small_case(activation, time_input)
     t, y = 0.7, case.y0 * 3
-    expected = np.asarray(build_field(case)(t, y))
+    field = pyode_field(case)
+    assert isinstance(field, MLPField)
+    assert (field.activation, field.time_input) == (activation, time_input)
+    expected = np.asarray(field(t, y))
     np.testing.assert_allclose(field_and_jacobians(case, t, y)[0], expected, rtol=1e-13, atol=1e-13)
-    module = _torch_field(case)
+    module = torch_field(case)
     got = module(torch.tensor(t, dtype=torch.float64), torch.tensor(y)).detach().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
-    scratch = ScratchMLP(case.mlp_weights(), activation=activation, time_input=time_input)
+    assert module.calls == 1
+    scratch = scratch_field(case)
+    assert isinstance(scratch, ScratchMLP)
+    assert (scratch.activation, scratch.time_input) == (activation, time_input)
+    np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
+
+
+def test_every_adapter_builds_the_same_van_der_pol():
+    import torch
+
+    from pyode.models import VanDerPol
+    from pyode.scratch import ScratchVanDerPol
+
+    case = make_case("v", {"field": {"kind": "vdp", "mu": 3.0}, "batch": 2}, seed=0, rtol=1e-8, atol=1e-8)
+    t, y = 0.3, case.y0
+    field, scratch = pyode_field(case), scratch_field(case)
+    assert isinstance(field, VanDerPol) and isinstance(scratch, ScratchVanDerPol) and scratch.mu == 3.0
+    expected = np.asarray(field(t, y))
+    np.testing.assert_allclose(field_and_jacobians(case, t, y)[0], expected, rtol=1e-13, atol=1e-13)
+    got = torch_field(case)(torch.tensor(t, dtype=torch.float64), torch.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
 
 
@@ -188,12 +214,69 @@ def test_julia_is_detected_quickly_and_its_absence_explained(monkeypatch, tmp_pa
         julia_unavailable_reason("sometimes")
 
 
-def test_julia_found_through_the_documented_variable(monkeypatch, tmp_path):
+def _fake_julia(folder, version="1.10.4"):
+    exe = folder / "julia"
+    exe.write_text(f"#!/bin/sh\necho julia version {version}\n")
+    exe.chmod(0o755)
+    return exe
+
+
+@pytest.fixture
+def no_julia(monkeypatch, tmp_path):
+    """An environment where juliacall would find nothing: empty PATH, depots and variables."""
+    for variable in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIACALL_PROJECT", "PYTHON_JULIAPKG_EXE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("PYTHON_JULIAPKG_PROJECT", str(tmp_path / "juliapkg"))
+    monkeypatch.setenv("JULIAUP_DEPOT_PATH", str(tmp_path / "juliaup-depot"))
+    (tmp_path / "bin").mkdir()
+    return tmp_path
+
+
+def test_julia_is_found_as_juliacall_would_find_it(no_julia, monkeypatch):
     from pyode.reference import find_julia
 
-    exe = tmp_path / "julia"
-    exe.write_text("#!/bin/sh\n")
+    assert find_julia() is None
+    juliaup = no_julia / "bin" / "juliaup"
+    juliaup.write_text("#!/bin/sh\n")
+    juliaup.chmod(0o755)
+    assert "juliaup itself is an installer" in julia_unavailable_reason("require")
+    installed = no_julia / "juliaup-depot" / "juliaup" / "julia-1.10.5" / "bin"
+    installed.mkdir(parents=True)
+    _fake_julia(installed, "1.10.5")
+    index = {"InstalledVersions": {"1.10.5+0.x64": {"Path": "julia-1.10.5"}}}
+    (no_julia / "juliaup-depot" / "juliaup" / "juliaup.json").write_text(json.dumps(index))
+    assert find_julia() == str(installed / "julia")
+
+
+def test_an_old_julia_is_not_usable(no_julia):
+    _fake_julia(no_julia / "bin", "1.9.4")
+    reason = julia_unavailable_reason("auto")
+    assert "no Julia >= 1.10.3 found" in reason and "Julia 1.9.4" in reason
+
+
+def test_juliacall_variables_must_come_together_with_the_packages(no_julia, monkeypatch):
+    from pyode.reference import find_julia
+
+    exe = _fake_julia(no_julia)
     monkeypatch.setenv("PYTHON_JULIACALL_EXE", str(exe))
+    assert "must be set together" in julia_unavailable_reason("auto")
+    project = no_julia / "project"
+    project.mkdir()
+    monkeypatch.setenv("PYTHON_JULIACALL_PROJECT", str(project))
+    assert "lacks PythonCall, DiffEqFlux" in julia_unavailable_reason("auto")
+    packages = ("PythonCall", "DiffEqFlux", "SciMLSensitivity", "OrdinaryDiffEq", "Lux", "Zygote", "NPZ")
+    (project / "Manifest.toml").write_text("".join(f"[[deps.{name}]]\n" for name in packages))
+    assert find_julia() == str(exe)
+
+
+def test_juliapkg_installs_julia_in_its_project(no_julia):
+    from pyode.reference import find_julia, juliapkg_project
+
+    assert juliapkg_project() == no_julia / "juliapkg"
+    bindir = no_julia / "juliapkg" / "pyjuliapkg" / "install" / "bin"
+    bindir.mkdir(parents=True)
+    exe = _fake_julia(bindir)
     assert find_julia() == str(exe)
 
 

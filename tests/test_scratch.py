@@ -1,7 +1,6 @@
 """pyode.scratch: NumPy solvers and the hand-written adjoint against analytic solutions,
 finite differences and Diffrax."""
 
-import csv
 import json
 import subprocess
 import sys
@@ -14,20 +13,21 @@ import pytest
 import scipy.linalg
 
 import pyode
+from pyode.experiments import SettingsError, regression
+from pyode.models import mlp_field_from_weights
 from pyode.scratch import (
     TABLEAUS,
     Adam,
+    AdamState,
+    ScratchMLP,
     ScratchVanDerPol,
     adjoint_gradients,
     backprop_gradients,
     clip_by_global_norm,
-    from_mlp_field,
+    flatten_weights,
     linear_loss,
     odeint,
     random_mlp,
-    regression_settings,
-    run_regression,
-    to_mlp_field,
     unflatten_weights,
 )
 from pyode.scratch._solvers import Integrator
@@ -45,6 +45,18 @@ def relative_error(actual, expected) -> float:
     """max |actual - expected| / max |expected|."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
+
+
+def to_equinox(field: ScratchMLP):
+    """The Equinox `MLPField` holding the weights of a `ScratchMLP` (the layouts are the same)."""
+    weights = [(jnp.asarray(w), jnp.asarray(b)) for w, b in field.weights]
+    return mlp_field_from_weights(weights, activation=field.activation, time_input=field.time_input)
+
+
+def to_scratch(equinox_field) -> ScratchMLP:
+    """The `ScratchMLP` holding the weights of an Equinox `MLPField`."""
+    weights = [(np.asarray(w), np.asarray(b)) for w, b in equinox_field.weights()]
+    return ScratchMLP(weights, equinox_field.activation, equinox_field.time_input)
 
 
 def make_case(dim: int, time_input: bool, activation: str = "tanh", seed: int = 0):
@@ -75,7 +87,7 @@ assert hasattr(pyode.scratch, "adjoint_gradients")
 @pytest.mark.parametrize("time_input", [False, True])
 def test_field_and_its_vjps_match_jax(activation, time_input):
     field = random_mlp(3, width=6, depth=2, activation=activation, time_input=time_input, seed=1)
-    equinox_field = to_mlp_field(field)
+    equinox_field = to_equinox(field)
     rng = np.random.default_rng(2)
     y, cotangent, t = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), 0.7
 
@@ -91,7 +103,7 @@ def test_field_and_its_vjps_match_jax(activation, time_input):
     for (weight, bias), (grad_weight, grad_bias) in zip(grad_field.weights(), grad_weights, strict=True):
         np.testing.assert_allclose(grad_weight, weight, rtol=1e-13, atol=1e-14)
         np.testing.assert_allclose(grad_bias, bias, rtol=1e-13, atol=1e-14)
-    round_trip = from_mlp_field(equinox_field)
+    round_trip = to_scratch(equinox_field)
     assert (round_trip.activation, round_trip.time_input) == (activation, time_input)
     for (w1, b1), (w2, b2) in zip(round_trip.weights, field.weights, strict=True):
         assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
@@ -200,8 +212,9 @@ def diffrax_gradients(field, y0, ts, cotangent, **options):
         solution = pyode.solve(equinox_field, initial, jnp.asarray(ts), max_steps=1024, **options)
         return jnp.sum(jnp.asarray(cotangent) * solution.ys)
 
-    grad_field, grad_y0 = grad((to_mlp_field(field), jnp.asarray(y0)))
-    return np.asarray(grad_y0), from_mlp_field(grad_field).flat_parameters()
+    grad_field, grad_y0 = grad((to_equinox(field), jnp.asarray(y0)))
+    grad_weights = [(np.asarray(w), np.asarray(b)) for w, b in grad_field.weights()]
+    return np.asarray(grad_y0), flatten_weights(grad_weights)
 
 
 DIFFRAX_CASES = [
@@ -226,7 +239,7 @@ def test_adjoint_matches_diffrax(dim, time_input, activation, adjoint):
 
 
 def test_van_der_pol_vjp_matches_jax():
-    from pyode.models._physics import VanDerPol
+    from pyode.models import VanDerPol
 
     field, rng = ScratchVanDerPol(7.0), np.random.default_rng(3)
     y, cotangent = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
@@ -241,7 +254,7 @@ def test_van_der_pol_vjp_matches_jax():
 def test_restarting_every_step_makes_the_adjoint_work_on_a_stiff_problem():
     """Stiff Van der Pol (mu = 10): re-integrating z backward between save times diverges;
     restarting it from the forward solution at every step gives Diffrax's gradient."""
-    from pyode.models._physics import VanDerPol
+    from pyode.models import VanDerPol
 
     field, ts = ScratchVanDerPol(10.0), np.linspace(0.0, 2.0, 5)
     y0 = np.array([[2.6, 1.3], [2.3, 0.3]])
@@ -318,38 +331,88 @@ def test_clipping_and_adam():
     assert norm == 5.0
     unchanged, _ = clip_by_global_norm(np.array([0.3, 0.4]), 1.0)
     np.testing.assert_array_equal(unchanged, [0.3, 0.4])
-    optimizer, params = Adam(0.1), np.array([2.0, -3.0])
+    adam, params = Adam(0.1), np.array([2.0, -3.0])
+    state = adam.init(params)
+    assert state.count == 0 and not np.any(state.first_moment) and not np.any(state.second_moment)
     for _ in range(300):
-        params = optimizer.update(params, 2 * params)
+        params, state = adam.update(params, 2 * params, state)
     assert np.linalg.norm(params) < 0.05
+    assert isinstance(state, AdamState) and state.count == 300
+
+
+def test_adam_is_a_pure_function_of_its_state():
+    """A run continued from a saved state equals the uninterrupted run; the old state is untouched."""
+    adam, start = Adam(0.05), np.array([1.0, -2.0, 0.5])
+
+    def gradient(params):
+        return np.array([2.0, 4.0, 6.0]) * params
+
+    params, state = start, adam.init(start)
+    for _ in range(10):
+        params, state = adam.update(params, gradient(params), state)
+    saved = AdamState(state.first_moment.copy(), state.second_moment.copy(), state.count)
+    once, _ = adam.update(params, gradient(params), state)
+    again, _ = adam.update(params, gradient(params), state)
+    np.testing.assert_array_equal(once, again)
+    np.testing.assert_array_equal(state.first_moment, saved.first_moment)
+    np.testing.assert_array_equal(state.second_moment, saved.second_moment)
+    assert state.count == saved.count == 10
+
+    straight, straight_state = start, adam.init(start)
+    for _ in range(20):
+        straight, straight_state = adam.update(straight, gradient(straight), straight_state)
+    resumed, resumed_state = params, saved
+    for _ in range(10):
+        resumed, resumed_state = adam.update(resumed, gradient(resumed), resumed_state)
+    np.testing.assert_array_equal(resumed, straight)
+    assert resumed_state.count == straight_state.count == 20
 
 
 def test_regression_settings_reject_unknown_and_invalid_keys():
-    with pytest.raises(ValueError, match="'learning_rat'"):
-        regression_settings({"learning_rat": 0.1})
-    with pytest.raises(ValueError, match="solver"):
-        regression_settings({"solver": "tsit5"})
-    with pytest.raises(ValueError, match="backprop"):
-        regression_settings({"gradient": "backprop", "solver": "dopri5"})
-    assert regression_settings({})["dtype"] == "float64"
+    with pytest.raises(SettingsError, match=r"unknown key settings\.learning_rat\b"):
+        regression.resolve({"learning_rat": 0.1})
+    with pytest.raises(SettingsError, match=r"unknown key settings\.train\.learning_rat\b"):
+        regression.resolve({"train": {"learning_rat": 0.1}})
+    with pytest.raises(SettingsError, match=r"settings\.solve\.solver is 'tsit5'"):
+        regression.resolve({"solve": {"solver": "tsit5"}})
+    with pytest.raises(SettingsError, match=r"settings\.solve\.gradient is 'backprop'"):
+        regression.resolve({"solve": {"gradient": "backprop", "solver": "dopri5"}})
+    assert issubclass(SettingsError, ValueError)
+    defaults = regression.resolve({})
+    assert defaults.dtype == "float64" and defaults == regression.Settings()
+    backprop = regression.resolve({"solve": {"gradient": "backprop", "solver": "rk4"}})
+    assert (backprop.solve.solver, backprop.solve.gradient) == ("rk4", "backprop")
 
 
 @pytest.mark.parametrize(
-    "settings",
+    "changes",
     [
-        {"num_pairs": 1, "train_steps": 30},
-        {"num_pairs": 3, "train_steps": 30, "solver": "rk4", "solver_steps": 10, "gradient": "backprop"},
+        {"pairs": 1, "train": {"steps": 30}},
+        {"pairs": 3, "train": {"steps": 30}, "solve": {"solver": "rk4", "steps": 10, "gradient": "backprop"}},
     ],
     ids=["one-pair-adjoint", "batch-backprop-rk4"],
 )
-def test_run_regression_trains_and_writes_its_outputs(tmp_path, settings):
-    metrics = run_regression(settings, tmp_path)
+def test_regression_trains_and_writes_its_outputs(tmp_path, changes):
+    settings = regression.resolve(changes)
+    record = regression.run(settings, tmp_path, progress=False)
+    (run,) = record["runs"]
+    metrics = run["metrics"]
+    assert run["run"] == "a_to_b" and record["experiment"] == "regression"
     assert metrics["final_loss"] < 0.5 * metrics["initial_loss"]
-    assert json.loads((tmp_path / "metrics.json").read_text())["final_loss"] == metrics["final_loss"]
-    with open(tmp_path / "history.csv") as file:
-        rows = list(csv.DictReader(file))
-    assert list(rows[0]) == ["step", "loss", "nfe_forward", "nfe_backward"]
-    assert len(rows) == settings["train_steps"] + 1
-    assert all(int(row["nfe_forward"]) > 0 and int(row["nfe_backward"]) > 0 for row in rows)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["runs"][0]["metrics"]["final_loss"] == metrics["final_loss"]
+    with open(tmp_path / "history.jsonl") as file:
+        rows = [json.loads(line) for line in file if line.strip()]
+    assert len(rows) == settings.train.steps
+    assert [row["step"] for row in rows] == list(range(settings.train.steps))
+    assert {"step", "loss", "nfe_forward", "nfe_backward"} <= set(rows[0])
+    assert all(row["nfe_forward"] > 0 and row["nfe_backward"] > 0 for row in rows)
+    assert metrics["initial_loss"] == rows[0]["loss"]
+    arrays, metadata = pyode.load_arrays(tmp_path / "model.npz")
+    assert metadata["experiment"] == "regression" and metadata["settings"] == settings.to_dict()
+    trained = regression.make_field(settings).with_flat_parameters(arrays["theta"])
+    starts, targets = regression.regression_pairs(settings)
+    reloaded = regression.gradients(trained, starts, targets, settings)
+    assert reloaded.loss == pytest.approx(metrics["final_loss"])
     for figure in ["loss.png", "trajectory.png"]:
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,22 +7,20 @@ from pathlib import Path
 LIBRARIES = ("pyode", "torchdiffeq", "scratch")
 
 
-def _json(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"not valid JSON: {error}") from None
+def _problems(path: str) -> dict:
+    """The problems file: {"spiral": {...}, "sequence": {...}} (docs/bench.md)."""
+    from .. import read_json
+
+    value = read_json(path)
     if not isinstance(value, dict):
-        raise SystemExit("expected a JSON object")
+        raise ValueError(f"{path}: expected a mapping of problem names to their settings")
     return value
 
 
 def _write(result: dict, path: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(".partial-" + path.name)
-    temporary.write_text(json.dumps(result, indent=2) + "\n")
-    temporary.replace(path)
+    from .. import write_json
+
+    write_json(path, result)
 
 
 def _enable_x64(dtype: str) -> None:
@@ -37,9 +35,8 @@ def steps(args) -> None:
     from ._problems import make_problem
 
     _enable_x64(args.dtype)
-    problem = make_problem(
-        args.problem, dtype=args.dtype, classifier=_json(args.classifier), data=_json(args.data)
-    )
+    problems = _problems(args.problems)
+    problem = make_problem(args.problem, dtype=args.dtype, settings=problems)
     result = training_steps(
         problem,
         args.libraries,
@@ -47,6 +44,7 @@ def steps(args) -> None:
         warmup=args.warmup,
         min_sample_seconds=args.min_sample_seconds,
         methods=args.methods,
+        count_every=problems[args.problem].get("count_every", 50),
     )
     _write(result, args.out)
     for entry in result["results"]:
@@ -59,12 +57,7 @@ def steps(args) -> None:
 def compile_time(args) -> None:
     from ._measure import compile_times
 
-    options = {
-        "name": args.problem,
-        "dtype": args.dtype,
-        "classifier": _json(args.classifier),
-        "data": _json(args.data),
-    }
+    options = {"name": args.problem, "dtype": args.dtype, "settings": _problems(args.problems)}
     result = compile_times(options, method=args.method, repetitions=args.repetitions)
     _write(result, args.out)
     print(json.dumps(result["summary"], indent=2))
@@ -73,7 +66,7 @@ def compile_time(args) -> None:
 def first_step(args) -> None:
     from ._measure import first_step as measure_first_step
 
-    print(json.dumps(measure_first_step(_json(args.options), args.method)))
+    print(json.dumps(measure_first_step(json.loads(args.options), args.method, args.cache)))
 
 
 def length(args) -> None:
@@ -85,8 +78,7 @@ def length(args) -> None:
         dt=args.dt,
         repetitions=args.repetitions,
         warmup=args.warmup,
-        classifier=_json(args.classifier),
-        data=_json(args.data),
+        spiral=_problems(args.problems)["spiral"],
     )
     _write(result, args.out)
 
@@ -94,7 +86,7 @@ def length(args) -> None:
 def length_point(args) -> None:
     from ._measure import length_point as measure_point
 
-    print(json.dumps(measure_point(_json(args.options))))
+    print(json.dumps(measure_point(json.loads(args.options))))
 
 
 def size(args) -> None:
@@ -107,26 +99,34 @@ def size(args) -> None:
         repetitions=args.repetitions,
         warmup=args.warmup,
         min_sample_seconds=args.min_sample_seconds,
-        classifier=_json(args.classifier),
-        data=_json(args.data),
+        spiral=_problems(args.problems)["spiral"],
     )
     _write(result, args.out)
 
 
 def plot(args) -> None:
-    from ..plots import save_figure
-    from ..plots._bench import bench_length, bench_overhead, bench_size, bench_speedup, bench_table
+    from .. import atomic_write, read_json
+    from ..plots import (
+        bench_counting,
+        bench_length,
+        bench_overhead,
+        bench_size,
+        bench_speedup,
+        bench_table,
+        save_figure,
+    )
 
-    loaded = [json.loads(Path(p).read_text()) for p in args.results]
+    loaded = [read_json(p) for p in args.results]
     kinds = {
         kind: [r for r in loaded if r["kind"] == kind] for kind in ("steps", "compile", "length", "size")
     }
     out = Path(args.out_dir)
     save_figure(bench_speedup(kinds["steps"]), out / "speedup.png")
     save_figure(bench_overhead(kinds["steps"]), out / "overhead.png")
+    save_figure(bench_counting(kinds["steps"]), out / "counting.png")
     save_figure(bench_length(kinds["length"][0]), out / "length.png")
     save_figure(bench_size(kinds["size"][0]), out / "size.png")
-    (out / "summary.md").write_text(bench_table(kinds["steps"], kinds["compile"]))
+    atomic_write(out / "summary.md", bench_table(kinds["steps"], kinds["compile"]))
 
 
 def _add_common(p: argparse.ArgumentParser, *, sample: bool = True) -> None:
@@ -136,8 +136,7 @@ def _add_common(p: argparse.ArgumentParser, *, sample: bool = True) -> None:
         p.add_argument(
             "--min-sample-seconds", type=float, default=0.05, help="repeat short calls within a sample"
         )
-    p.add_argument("--classifier", default="{}", help="JSON: the classifier's settings (pyode._classify)")
-    p.add_argument("--data", default="{}", help="JSON: the spiral generator's options")
+    p.add_argument("--problems", required=True, help="the problems file (JSON; docs/bench.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,14 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--method", default="checkpoint")
     p.add_argument("--repetitions", type=int, default=5, help="fresh processes")
-    p.add_argument("--classifier", default="{}")
-    p.add_argument("--data", default="{}")
+    p.add_argument("--problems", required=True, help="the problems file (JSON; docs/bench.md)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=compile_time)
 
     p = commands.add_parser("first-step", help="(internal) one first step in this process; prints JSON")
     p.add_argument("--options", required=True)
     p.add_argument("--method", default="checkpoint")
+    p.add_argument("--cache", help="a JAX compilation cache folder to use")
     p.set_defaults(func=first_step)
 
     p = commands.add_parser("length", help="time and peak memory against the number of rk4 steps")

@@ -45,7 +45,11 @@ class TrainingStep:
     evaluate_vjp: Callable[[], object]
     network_calls: int = 1
     run_counted: Callable[[], float] | None = None
-    """pyode only: the step with the evaluation counters on, as training runs it."""
+    """pyode only: the step with the evaluation counters on (every evaluation reports to the host)."""
+    training_cycle: Callable[[], object] | None = None
+    """pyode only: `count_every` steps as `pyode.train.fit` runs them (update, checks; one counted)."""
+    training_step: Callable[[], object] | None = None
+    """pyode only: one bare step as `pyode.train.fit` runs it."""
     compiled_memory: Callable[[], dict] | None = None
     """pyode only: XLA's memory analysis of the compiled step (bytes)."""
 
@@ -78,26 +82,24 @@ def applicable_methods(problem: Problem, libraries) -> list[tuple[str, str]]:
     return pairs
 
 
-def prepare(problem: Problem, library: str, method: str) -> TrainingStep:
-    """The training step of `problem` in `library` by `method`."""
+def prepare(problem: Problem, library: str, method: str, *, count_every: int = 50) -> TrainingStep:
+    """The training step of `problem` in `library` by `method` (pyode's loop counting every `count_every`)."""
     check_method(problem, library, method)
-    builders = {"pyode": _pyode, "torchdiffeq": _torchdiffeq, "scratch": _scratch}
+    if library == "pyode":
+        return _pyode(problem, method, count_every)
+    builders = {"torchdiffeq": _torchdiffeq, "scratch": _scratch}
     return builders[library](problem, method)
 
 
-def _pyode(problem: Problem, method: str) -> TrainingStep:
+def _pyode(problem: Problem, method: str, count_every: int) -> TrainingStep:
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
-    from .._counting import counting
-    from ..models import mlp_field_from_weights
+    from .. import counting
+    from ..reference import pyode_field
 
-    field = mlp_field_from_weights(
-        [(jnp.asarray(w), jnp.asarray(b)) for w, b in problem.weights],
-        activation=problem.activation,
-        time_input=problem.time_input,
-    )
+    field = pyode_field(problem.case())
     tolerances = (
         {"rtol": problem.rtol, "atol": problem.atol} if problem.steps is None else {"steps": problem.steps}
     )
@@ -125,6 +127,7 @@ def _pyode(problem: Problem, method: str) -> TrainingStep:
         return (lambda: jax.block_until_ready(step(params, batch))), memory
 
     (bare, memory), (counted, _) = compiled_step(False), compiled_step(True)
+    training_step, training_cycle = _training_loop(problem, field, options, count_every)
 
     def run() -> float:
         return float(bare()[0])
@@ -175,8 +178,31 @@ def _pyode(problem: Problem, method: str) -> TrainingStep:
         evaluate_vjp=lambda: jax.block_until_ready(evaluations_vjp(params, y)),
         network_calls=NETWORK_LOOP,
         run_counted=run_counted,
+        training_cycle=training_cycle,
+        training_step=training_step,
         compiled_memory=memory,
     )
+
+
+def _training_loop(problem: Problem, field, options: dict, count_every: int):
+    """(one bare step, `count_every` steps with one counted) of `pyode.train`'s stepper, Adam 1e-3."""
+    import optax
+
+    from ..train import OptaxStepper
+
+    model, loss_fn, batch = _pyode_model(problem, field, dict(options, throw=False))
+    stepper = OptaxStepper(model, loss_fn, optax.adam(1e-3))
+    params, opt_state = stepper.init()
+
+    def step():
+        return stepper.step(params, opt_state, batch)
+
+    def cycle():
+        stepper.count(params, opt_state, batch)
+        for _ in range(count_every):
+            stepper.step(params, opt_state, batch)
+
+    return step, cycle
 
 
 def _pyode_model(problem: Problem, field, options: dict):
@@ -185,9 +211,8 @@ def _pyode_model(problem: Problem, field, options: dict):
     import jax
     import jax.numpy as jnp
 
-    from .._classify import binary_cross_entropy
-    from .._solve import solve
-    from ..models import NeuralODE, ODEClassifier
+    from .. import solve
+    from ..models import NeuralODE, ODEClassifier, classifier_loss
 
     if problem.loss == "bce":
         t0, t1 = (float(t) for t in problem.ts)
@@ -202,7 +227,7 @@ def _pyode_model(problem: Problem, field, options: dict):
             ),
         )
         model = ODEClassifier(NeuralODE(field, t0, t1, options), readout)
-        return model, binary_cross_entropy, (jnp.asarray(problem.y0), jnp.asarray(problem.labels))
+        return model, classifier_loss, (jnp.asarray(problem.y0), jnp.asarray(problem.labels))
 
     def mean_squared_error(field, batch):
         y0, ts, targets = batch
@@ -213,41 +238,14 @@ def _pyode_model(problem: Problem, field, options: dict):
     return field, mean_squared_error, batch
 
 
-def _torch_case(problem: Problem):
-    """The problem's field as a cross-validation `Case`: the same torch module as `pyode.reference`."""
-    from ..reference._case import Case
-
-    params = {}
-    for k, (w, b) in enumerate(problem.weights):
-        params[f"weight_{k}"], params[f"bias_{k}"] = w, b
-    sizes = [problem.weights[0][0].shape[1]] + [w.shape[0] for w, _ in problem.weights]
-    return Case(
-        name=problem.name,
-        field={
-            "kind": "mlp",
-            "sizes": sizes,
-            "activation": problem.activation,
-            "time_input": problem.time_input,
-        },
-        y0=problem.y0,
-        ts=problem.ts,
-        cotangent=np.zeros((len(problem.ts),) + problem.y0.shape, problem.dtype),
-        params=params,
-        rtol=problem.rtol or 0.0,
-        atol=problem.atol or 0.0,
-        solvers={"torchdiffeq": problem.solver},
-        dtype=problem.dtype,
-    )
-
-
 def _torchdiffeq(problem: Problem, method: str) -> TrainingStep:
     import torch
     import torchdiffeq
 
-    from ..reference._torch import _torch_field
+    from ..reference import torch_field
 
     dtype = getattr(torch, problem.dtype)
-    field = _torch_field(_torch_case(problem)).to(dtype)
+    field = torch_field(problem.case()).to(dtype)
     adjoint = method.startswith("odeint_adjoint")
     odeint = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     options = {"method": problem.solver}
@@ -319,9 +317,10 @@ def _torchdiffeq(problem: Problem, method: str) -> TrainingStep:
 
 
 def _scratch(problem: Problem, method: str) -> TrainingStep:
-    from ..scratch import ScratchMLP, adjoint_gradients, unflatten_weights
+    from ..reference import scratch_field
+    from ..scratch import adjoint_gradients, unflatten_weights
 
-    field = ScratchMLP([(w, b) for w, b in problem.weights], problem.activation, problem.time_input)
+    field = scratch_field(problem.case())
     loss = _numpy_loss(problem)
     tolerances = (
         {"rtol": problem.rtol, "atol": problem.atol} if problem.steps is None else {"steps": problem.steps}

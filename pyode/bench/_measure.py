@@ -54,6 +54,7 @@ def training_steps(
     warmup: int,
     min_sample_seconds: float,
     methods=None,
+    count_every: int = 50,
 ) -> dict:
     """Step time, evaluation counts and solver overhead of every applicable method of `libraries`.
 
@@ -66,7 +67,7 @@ def training_steps(
         if methods is not None and f"{library}-{method}" not in methods:
             continue
         try:
-            step = prepare(problem, library, method)
+            step = prepare(problem, library, method, count_every=count_every)
         except ImportError as error:
             results.append(_skipped(library, method, error))
             continue
@@ -98,6 +99,15 @@ def training_steps(
         }
         if step.run_counted is not None:
             entry["step_counted"] = measure(step.run_counted, **timing).as_dict()
+        if step.training_step is not None:
+            bare = measure(step.training_step, **timing)
+            cycle = measure(step.training_cycle, per_call=count_every, **timing)
+            entry["training_loop"] = {
+                "count_every": count_every,
+                "bare_step": bare.as_dict(),
+                "step_with_counting": cycle.as_dict(),
+                "counting_cost": cycle.median / bare.median,
+            }
         results.append(entry)
     return {
         "schema": SCHEMA_VERSION,
@@ -144,11 +154,19 @@ def _child(arguments: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def first_step(problem_options: dict, method: str) -> dict:
-    """In this (fresh) process: seconds to import, to build, and for the first and second pyode steps."""
+def first_step(problem_options: dict, method: str, cache: str | None = None) -> dict:
+    """In this (fresh) process: seconds to import, to build, and for the first and second pyode steps.
+
+    With `cache`, JAX's persistent compilation cache in that folder is used (a warm one skips
+    compilation; tracing and lowering remain).
+    """
     tic = time.perf_counter()
     import jax
 
+    if cache:
+        from .. import use_compilation_cache
+
+        use_compilation_cache(cache)
     imported = time.perf_counter()
     if problem_options["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -170,13 +188,23 @@ def first_step(problem_options: dict, method: str) -> dict:
 
 
 def compile_times(problem_options: dict, *, method: str, repetitions: int) -> dict:
-    """pyode's first training step (tracing and compilation included), each in a fresh process."""
+    """pyode's first training step (tracing and compilation included), each in a fresh process:
+    without a compilation cache (`runs`), and with a warm one (`warm_runs`: a first process fills it)."""
+    import tempfile
+
     arguments = ["first-step", "--options", json.dumps(problem_options), "--method", method]
     runs = [_child(arguments) for _ in range(repetitions)]
-    summary = {}
-    for key in runs[0]:
-        values = sorted(r[key] for r in runs)
-        summary[key] = {"median": values[len(values) // 2], "minimum": values[0], "maximum": values[-1]}
+    with tempfile.TemporaryDirectory() as cache:
+        _child([*arguments, "--cache", cache])
+        warm_runs = [_child([*arguments, "--cache", cache]) for _ in range(repetitions)]
+
+    def summarise(runs):
+        summary = {}
+        for key in runs[0]:
+            values = sorted(r[key] for r in runs)
+            summary[key] = {"median": values[len(values) // 2], "minimum": values[0], "maximum": values[-1]}
+        return summary
+
     return {
         "schema": SCHEMA_VERSION,
         "kind": "compile",
@@ -184,7 +212,9 @@ def compile_times(problem_options: dict, *, method: str, repetitions: int) -> di
         "dtype": problem_options["dtype"],
         "method": f"pyode-{method}",
         "runs": runs,
-        "summary": summary,
+        "summary": summarise(runs),
+        "warm_runs": warm_runs,
+        "warm_summary": summarise(warm_runs),
         "machine": machine_info(),
     }
 
@@ -195,13 +225,7 @@ def length_point(options: dict) -> dict:
     The peak is read before the counted run (whose compilation would add to it).
     """
     steps = options["steps"]
-    problem = spiral_problem(
-        options.get("classifier"),
-        data=options.get("data"),
-        steps=steps,
-        t1=steps * options["dt"],
-        dtype="float32",
-    )
+    problem = spiral_problem(options["spiral"], steps=steps, t1=steps * options["dt"], dtype="float32")
     step = prepare(problem, options["library"], options["method"])
     baseline = peak_rss_bytes()
     timed = measure(step.run, repetitions=options["repetitions"], warmup=options["warmup"])
@@ -223,9 +247,7 @@ def length_point(options: dict) -> dict:
     return point
 
 
-def length_scaling(
-    steps_list, methods, *, dt: float, repetitions: int, warmup: int, classifier=None, data=None
-) -> dict:
+def length_scaling(steps_list, methods, *, dt: float, repetitions: int, warmup: int, spiral: dict) -> dict:
     """Time and peak memory against the number of rk4 steps (t1 = steps * dt), one fresh process a point."""
     points = []
     for steps in steps_list:
@@ -238,8 +260,7 @@ def length_scaling(
                 "dt": dt,
                 "repetitions": repetitions,
                 "warmup": warmup,
-                "classifier": classifier,
-                "data": data,
+                "spiral": spiral,
             }
             points.append(_child(["length-point", "--options", json.dumps(options)]))
     return {
@@ -262,15 +283,14 @@ def size_scaling(
     repetitions: int,
     warmup: int,
     min_sample_seconds: float,
-    classifier=None,
-    data=None,
+    spiral: dict,
 ) -> dict:
     """Step time and evaluation counts against batch size (default width) and width (default batch)."""
-    defaults = spiral_problem(classifier, data=data)
+    defaults = spiral_problem(spiral)
     grid = [("batch", b, {"batch": b}) for b in batches] + [("width", w, {"width": w}) for w in widths]
     points = []
     for axis, value, change in grid:
-        problem = spiral_problem(classifier, data=data, dtype="float32", **change)
+        problem = spiral_problem(spiral, dtype="float32", **change)
         for name in methods:
             library, method = name.split("-", 1)
             step = prepare(problem, library, method)

@@ -82,11 +82,41 @@ class Problem:
             targets=cast(self.targets),
         )
 
+    def case(self):
+        """The problem's field, states and times as a `Case` (for `pyode.reference`'s adapters)."""
+        from ..reference import Case
+
+        params = {}
+        for k, (w, b) in enumerate(self.weights):
+            params[f"weight_{k}"], params[f"bias_{k}"] = w, b
+        return Case(
+            name=self.name,
+            field={
+                "kind": "mlp",
+                "sizes": self.sizes,
+                "activation": self.activation,
+                "time_input": self.time_input,
+            },
+            y0=self.y0,
+            ts=self.ts,
+            cotangent=np.zeros((len(self.ts),) + self.y0.shape, self.dtype),
+            params=params,
+            rtol=self.rtol or 0.0,
+            atol=self.atol or 0.0,
+            solvers={"pyode": self.solver, "torchdiffeq": self.solver},
+            dtype=self.dtype,
+        )
+
+    @property
+    def sizes(self) -> list[int]:
+        """Input size of the field's first layer, then every layer's output size."""
+        return [self.weights[0][0].shape[1]] + [w.shape[0] for w, _ in self.weights]
+
     def describe(self) -> dict:
         """The problem's shape and options, for the results file."""
         return {
             "name": self.name,
-            "sizes": [self.weights[0][0].shape[1]] + [w.shape[0] for w, _ in self.weights],
+            "sizes": self.sizes,
             "activation": self.activation,
             "time_input": self.time_input,
             "batch": self.batch,
@@ -101,56 +131,48 @@ class Problem:
         }
 
 
-def classifier_settings(settings: dict | None = None) -> dict:
-    """The spiral classifier's settings: `pyode._classify.DEFAULT_SETTINGS` overlaid with `settings`."""
-    from .._classify import resolve_settings
-
-    return resolve_settings(settings or {})
-
-
 def spiral_problem(
-    settings: dict | None = None,
+    settings: dict,
     *,
-    data: dict | None = None,
     batch: int | None = None,
     width: int | None = None,
     steps: int | None = None,
     t1: float | None = None,
     dtype: str = "float32",
 ) -> Problem:
-    """The spiral classifier's training step: its initial weights, one batch of the spiral data.
+    """The spiral classifier's training step: its initial weights and one batch of its spiral data.
 
-    `settings` are the classifier's (see `classifier_settings`); `data` the spiral
-    generator's options. `batch`, `width`, fixed `steps` (rk4) and `t1` override them
-    for the scaling studies.
+    `settings` (the `spiral` entry of a problems file; docs/bench.md) give `seed`, the spiral
+    generator's options `data`, the classifier's `model` spec (`pyode.models.build_model`
+    kind `classifier`) and `batch_size`. `batch`, `width`, fixed `steps` (rk4) and `t1`
+    override them for the scaling studies.
     """
     import jax
 
-    from .._classify import build_classifier
     from ..data import make_split
+    from ..models import build_model
 
-    settings = classifier_settings(settings)
-    if settings["model"]["augment"]:
+    spec = dict(settings["model"])
+    if spec.get("augment"):
         raise ValueError("the benchmark's classifier has no augmentation")
     if width is not None:
-        settings["field"]["width"] = width
+        spec["width"] = width
     if t1 is not None:
-        settings["model"]["t1"] = t1
-    batch = batch or settings["train"]["batch_size"]
+        spec["t1"] = t1
+    seed, batch = settings["seed"], batch or settings["batch_size"]
     with jax.enable_x64(False):  # the same initial weights whatever the process's precision
-        model = build_classifier(settings, key=jax.random.PRNGKey(settings["seed"]))
-    split = make_split("spiral", seed=settings["seed"], **(data or {}))
-    rng = np.random.default_rng(settings["seed"])
-    index = rng.choice(len(split.x_train), batch, replace=batch > len(split.x_train))
-    solve = settings["solve"]
+        model = build_model("classifier", spec, key=jax.random.PRNGKey(seed))
+    split = make_split("spiral", seed=seed, **settings["data"])
+    index = np.random.default_rng(seed).choice(len(split.x_train), batch, replace=batch > len(split.x_train))
+    solve = spec["solve_options"]
     fixed = steps is not None or solve.get("steps") is not None
     problem = Problem(
         name="spiral",
         weights=[(np.asarray(w), np.asarray(b)) for w, b in model.ode.field.weights()],
-        activation=settings["field"]["activation"],
-        time_input=settings["field"]["time_input"],
+        activation=spec["activation"],
+        time_input=spec["time_input"],
         y0=split.x_train[index],
-        ts=np.array([0.0, settings["model"]["t1"]]),
+        ts=np.array([0.0, spec["t1"]]),
         loss="bce",
         solver="rk4" if steps is not None else solve["solver"],
         rtol=None if fixed else solve["rtol"],
@@ -163,19 +185,19 @@ def spiral_problem(
     return problem.astype(dtype)
 
 
-def sequence_problem(*, points: int = 32, start: int = 0, dtype: str = "float32") -> Problem:
+def sequence_problem(settings: dict, *, points: int = 32, start: int = 0, dtype: str = "float32") -> Problem:
     """A window fit on the nn_spiral data: `points` irregular observations from observation `start`.
 
-    The field and tolerances are the dynamics experiment's defaults for nn_spiral
-    (`pyode._dynamics.default_settings`); the window's times are shifted to start at 0
-    (the field is autonomous) and its first observation is the initial state.
+    `settings` (the `sequence` entry of a problems file) give `seed`, the nn_spiral generator's
+    options `data`, the field's `model` spec (`mlp_field`) and the `solve` tolerances. The
+    window's times are shifted to start at 0 (the field is autonomous) and its first
+    observation is the initial state.
     """
     import jax
 
-    from .._dynamics import build_field, default_settings
     from ..data import make_trajectories
+    from ..models import build_model
 
-    settings = default_settings("nn_spiral")
     data = make_trajectories("nn_spiral", seed=settings["seed"], **settings["data"])
     ts = data.ts[0, start : start + points]
     ys = data.ys[0, start : start + points]
@@ -183,13 +205,14 @@ def sequence_problem(*, points: int = 32, start: int = 0, dtype: str = "float32"
         raise ValueError(
             f"the nn_spiral data hold {data.ts.shape[1]} observations; cannot take {points} from {start}"
         )
+    spec = settings["model"]
     with jax.enable_x64(False):  # the same initial weights whatever the process's precision
-        field = build_field(settings, "mlp", key=jax.random.PRNGKey(settings["seed"]))
+        field = build_model("mlp_field", spec, key=jax.random.PRNGKey(settings["seed"]))
     solve = settings["solve"]
     problem = Problem(
         name="sequence",
         weights=[(np.asarray(w), np.asarray(b)) for w, b in field.weights()],
-        activation=settings["field"]["activation"],
+        activation=spec["activation"],
         time_input=False,
         y0=ys[:1],
         ts=ts - ts[0],
@@ -202,12 +225,12 @@ def sequence_problem(*, points: int = 32, start: int = 0, dtype: str = "float32"
     return problem.astype(dtype)
 
 
-def make_problem(
-    name: str, *, dtype: str, classifier: dict | None = None, data: dict | None = None
-) -> Problem:
-    """The problem called `name` (spiral or sequence) in `dtype`."""
+def make_problem(name: str, *, dtype: str, settings: dict) -> Problem:
+    """The problem called `name` (spiral or sequence) in `dtype`, from a problems file's entries."""
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown problem {name!r}; choose one of {PROBLEMS}")
+    if name not in settings:
+        raise ValueError(f"the problems file has no {name!r} entry (it has {sorted(settings)})")
     if name == "spiral":
-        return spiral_problem(classifier, data=data, dtype=dtype)
-    if name == "sequence":
-        return sequence_problem(dtype=dtype)
-    raise ValueError(f"unknown problem {name!r}; choose one of {PROBLEMS}")
+        return spiral_problem(settings["spiral"], dtype=dtype)
+    return sequence_problem(settings["sequence"], dtype=dtype)

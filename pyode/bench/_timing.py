@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .._provenance import versions
+from .. import versions
 
 PACKAGES = ("pyode", "jax", "jaxlib", "diffrax", "equinox", "numpy", "torch", "torchdiffeq")
 

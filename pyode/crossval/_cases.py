@@ -122,12 +122,15 @@ def write_case(name: str, spec: dict, out: str | Path, *, seed: int, rtol: float
     exported from the trained model; any other is generated.
     """
     if spec["field"]["kind"] == "classifier":
-        from .. import load_classifier
+        from ..models import ODEClassifier, load_model
 
         model_path = spec["field"]["model"]
+        classifier, _ = load_model(model_path)
+        if not isinstance(classifier, ODEClassifier):
+            raise ValueError(f"{model_path} holds a {type(classifier).__name__}, not a classifier")
         case = case_from_classifier(
             name,
-            load_classifier(model_path),
+            classifier,
             {k: v for k, v in spec.items() if k != "field"},
             seed=seed,
             rtol=rtol,

@@ -2,17 +2,24 @@
 
 import argparse
 import csv
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 
 def make_case(args) -> None:
+    from .. import read_json
     from ._cases import write_case
 
-    spec = json.loads(args.spec)
-    write_case(args.name, spec, args.out, seed=args.seed, rtol=args.rtol, atol=args.atol)
+    settings = read_json(args.settings)
+    write_case(
+        settings["name"],
+        settings["spec"],
+        args.out,
+        seed=settings["seed"],
+        rtol=settings["rtol"],
+        atol=settings["atol"],
+    )
 
 
 def run(args) -> None:
@@ -28,8 +35,7 @@ def run(args) -> None:
 
 
 def summarise(args) -> None:
-    from ..plots import save_figure
-    from ..plots._crossval import crossval_nfe
+    from ..plots import crossval_nfe, save_figure
     from ..reference import load_result
     from ._compare import write_summary
 
@@ -42,14 +48,13 @@ def summarise(args) -> None:
 
 
 def sweep_summary(args) -> None:
-    from ..plots import save_figure
-    from ..plots._crossval import crossval_error_sweep
+    from ..plots import crossval_error_sweep, save_figure
     from ..reference import load_result
-    from ._compare import compare_results, write_csv
+    from ._compare import QUANTITY_NAMES, compare_results, write_csv
 
     rows = [asdict(p) for p in compare_results([load_result(p) for p in args.results])]
     write_csv(args.out_csv, rows)
-    save_figure(crossval_error_sweep(rows), args.figure)
+    save_figure(crossval_error_sweep(rows, QUANTITY_NAMES), args.figure)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,11 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("make-case", help="generate (or export) one case from its config entry")
-    p.add_argument("--name", required=True)
-    p.add_argument("--spec", required=True, help="the case's config entry as JSON")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--rtol", type=float, required=True)
-    p.add_argument("--atol", type=float, required=True)
+    p.add_argument(
+        "--settings", required=True, help="JSON file: name, spec (the case's config entry), seed, rtol, atol"
+    )
     p.add_argument("--out", required=True, help="the case's .npz (its .json is written beside it)")
     p.set_defaults(func=make_case)
 

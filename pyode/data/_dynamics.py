@@ -8,7 +8,6 @@ a mask so that every batch has the same shapes.
 """
 
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 from scipy.integrate import solve_ivp
+
+from .. import CorruptFile, load_arrays, save_arrays
 
 LINEAR_SPIRAL_MATRIX = np.array([[-0.1, -1.0], [1.0, -0.1]])
 LINEAR_SPIRAL_START = np.array([0.6, 0.3])
@@ -52,20 +53,18 @@ class Trajectories:
         return true_field(self.system, **self.settings)
 
     def save(self, path: str | Path) -> None:
-        """Write everything to one .npz file."""
+        """Write everything to one verified .npz file (`pyode.save_arrays`)."""
         arrays = {name: getattr(self, name) for name in _ARRAYS}
-        meta = {"system": self.system, "settings": self.settings, "noise": self.noise}
-        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+        meta = {"kind": "trajectories", "system": self.system, "settings": self.settings, "noise": self.noise}
+        save_arrays(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectories":
-        """Read a file written by `save`."""
-        with np.load(path) as stored:
-            missing = {"meta", *_ARRAYS} - set(stored.files)
-            if missing:
-                raise ValueError(f"{path} does not hold trajectories: missing {sorted(missing)}")
-            meta = json.loads(str(stored["meta"]))
-            return cls(**meta, **{name: stored[name] for name in _ARRAYS})
+        """Read a file written by `save`, verified."""
+        arrays, meta = load_arrays(path)
+        if meta.pop("kind", None) != "trajectories" or set(arrays) != set(_ARRAYS):
+            raise CorruptFile(f"{path} does not hold trajectories (it holds {sorted(arrays)})")
+        return cls(**meta, **arrays)
 
 
 _ARRAYS = ("initial_states", "ts", "ys", "ys_true", "extrapolation_ts", "extrapolation_ys_true")
@@ -292,14 +291,18 @@ DYNAMICS_GENERATORS: dict[str, Callable[..., Trajectories]] = {
 
 def make_trajectories(system: str, **settings) -> Trajectories:
     """The data of `system` (a key of DYNAMICS_GENERATORS); unknown options are a ValueError naming them."""
+    check_trajectory_options(system, {k: v for k, v in settings.items() if k != "seed"})
+    return DYNAMICS_GENERATORS[system](**settings)
+
+
+def check_trajectory_options(system: str, options: dict) -> None:
+    """A ValueError naming the system or any option its generator does not take."""
     if system not in DYNAMICS_GENERATORS:
         raise ValueError(f"unknown system {system!r}; choose one of {', '.join(DYNAMICS_GENERATORS)}")
-    generator = DYNAMICS_GENERATORS[system]
-    known = set(inspect.signature(generator).parameters)
-    unknown = set(settings) - known
+    known = set(inspect.signature(DYNAMICS_GENERATORS[system]).parameters) - {"seed"}
+    unknown = set(options) - known
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for system {system!r}; known: {sorted(known)}")
-    return generator(**settings)
 
 
 def true_field(system: str, **settings) -> VectorField:

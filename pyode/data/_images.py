@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import CorruptFile, load_arrays, save_arrays
+
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -129,30 +131,20 @@ class ImageSplit:
     pixel_max: float
 
     def save(self, path: str | Path) -> None:
-        """Write an uncompressed .npz (fast to read back)."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez(
-                f,
-                name=self.name,
-                pixel_max=self.pixel_max,
-                x_train=self.x_train,
-                y_train=self.y_train,
-                x_test=self.x_test,
-                y_test=self.y_test,
-            )
+        """Write one verified, uncompressed .npz (`pyode.save_arrays`; fast to read back)."""
+        arrays = {name: getattr(self, name) for name in _IMAGE_ARRAYS}
+        save_arrays(path, arrays, {"kind": "images", "name": self.name, "pixel_max": self.pixel_max})
 
     @classmethod
     def load(cls, path: str | Path) -> "ImageSplit":
-        with np.load(path) as data:
-            return cls(
-                str(data["name"]),
-                data["x_train"],
-                data["y_train"],
-                data["x_test"],
-                data["y_test"],
-                float(data["pixel_max"]),
-            )
+        """Read a split written by `save`, verified."""
+        arrays, meta = load_arrays(path)
+        if meta.get("kind") != "images" or set(arrays) != set(_IMAGE_ARRAYS):
+            raise CorruptFile(f"{path} is not an image split (it holds {sorted(arrays)})")
+        return cls(meta["name"], **arrays, pixel_max=float(meta["pixel_max"]))
+
+
+_IMAGE_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def load_mnist(folder: str | Path, *, verify: bool = True) -> ImageSplit:
@@ -187,7 +179,9 @@ def prepare_mnist(
 
     `auto` returns None with the reason when the files are absent and cannot be fetched;
     `require` raises MNISTUnavailable with the reason; `off` returns None at once. Files are
-    fetched only when `folder` is `fetch_into` (the download folder, resources/mnist).
+    fetched only when `folder` is `fetch_into` (the download folder, resources/mnist). Files
+    that are there but corrupt (a wrong checksum, a truncated file) are a ValueError naming
+    the file under every policy: whoever put them there expects them used.
     """
     if policy not in MNIST_POLICIES:
         raise ValueError(f"unknown MNIST policy {policy!r}; choose one of {MNIST_POLICIES}")
@@ -200,11 +194,11 @@ def prepare_mnist(
             if fetch_into is None or folder.resolve() != Path(fetch_into).resolve():
                 raise MNISTUnavailable(f"{folder} lacks {', '.join(missing)} and is not the download folder")
             fetch_mnist(folder, mirrors=mirrors, timeout=timeout)
-        return load_mnist(folder), f"MNIST IDX files in {folder}, checksums verified"
-    except (MNISTUnavailable, ValueError) as error:
+    except MNISTUnavailable as error:
         if policy == "require":
-            raise MNISTUnavailable(str(error)) from None
+            raise
         return None, str(error)
+    return load_mnist(folder), f"MNIST IDX files in {folder}, checksums verified"
 
 
 def load_digits_split(*, test_fraction: float = 0.25, split_seed: int = 0) -> ImageSplit:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float, Int
 
+from .. import CorruptFile, load_arrays, save_arrays
+
 
 @dataclass(frozen=True)
 class Split:
@@ -18,17 +20,20 @@ class Split:
     y_test: Int[np.ndarray, " m"]
 
     def save(self, path: str | Path) -> None:
-        """Write the split to one .npz file."""
-        np.savez(path, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        """Write the split to one verified .npz file (`pyode.save_arrays`)."""
+        arrays = {name: getattr(self, name) for name in _SPLIT_ARRAYS}
+        save_arrays(path, arrays, {"kind": "split"})
 
     @classmethod
     def load(cls, path: str | Path) -> "Split":
-        """Read a split written by `save`."""
-        with np.load(path) as arrays:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
-            if missing:
-                raise ValueError(f"{path} is not a data split: missing {sorted(missing)}")
-            return cls(**{name: arrays[name] for name in arrays.files})
+        """Read a split written by `save`, verified."""
+        arrays, metadata = load_arrays(path)
+        if metadata.get("kind") != "split" or set(arrays) != set(_SPLIT_ARRAYS):
+            raise CorruptFile(f"{path} is not a two-class data split (it holds {sorted(arrays)})")
+        return cls(**arrays)
+
+
+_SPLIT_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def two_spirals(
@@ -87,20 +92,12 @@ GENERATORS = {"spiral": two_spirals, "circles": concentric_circles}
 
 def make_split(dataset: str, *, test_fraction: float = 0.2, seed: int = 0, **options) -> Split:
     """Generate `dataset` ('spiral' or 'circles') and split it into train and test parts."""
-    if dataset not in GENERATORS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(GENERATORS)}")
+    options = _generator_options(dataset, options)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    generator = GENERATORS[dataset]
-    known = set(inspect.signature(generator).parameters) - {"seed"}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {sorted(unknown)} for dataset {dataset!r}; known: {sorted(known)}"
-        )
     if "ring" in options:
         options["ring"] = tuple(options["ring"])
-    x, y = generator(seed=seed, **options)
+    x, y = GENERATORS[dataset](seed=seed, **options)
     n_test = int(round(test_fraction * len(x)))
     return Split(
         x_train=x[n_test:].astype(np.float32),
@@ -108,6 +105,29 @@ def make_split(dataset: str, *, test_fraction: float = 0.2, seed: int = 0, **opt
         x_test=x[:n_test].astype(np.float32),
         y_test=y[:n_test].astype(np.int32),
     )
+
+
+def split_sizes(dataset: str, *, test_fraction: float = 0.2, **options) -> tuple[int, int]:
+    """(training, test) sizes of the split `make_split` would make, without generating it."""
+    options = _generator_options(dataset, options)
+    points = options.get(
+        "points_per_class", inspect.signature(GENERATORS[dataset]).parameters["points_per_class"].default
+    )
+    n_test = int(round(test_fraction * 2 * points))
+    return 2 * points - n_test, n_test
+
+
+def _generator_options(dataset: str, options: dict) -> dict:
+    """`options` checked against the generator of `dataset`; unknown ones are a ValueError naming them."""
+    if dataset not in GENERATORS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(GENERATORS)}")
+    known = set(inspect.signature(GENERATORS[dataset]).parameters) - {"seed"}
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for dataset {dataset!r}; known: {sorted(known)}"
+        )
+    return dict(options)
 
 
 def _check_size(points_per_class: int, noise: float) -> None:

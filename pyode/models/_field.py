@@ -93,6 +93,18 @@ class MLPField(eqx.Module):
         return eqx.tree_at(lambda field: field.layers, self, tuple(new_layers))
 
 
+class LinearField(eqx.Module):
+    """dz/dt = W z: a linear, time-invariant field (W starts small and random)."""
+
+    matrix: Float[Array, "dim dim"]
+
+    def __init__(self, dim: int, *, key: PRNGKeyArray):
+        self.matrix = 0.1 * jax.random.normal(key, (dim, dim))
+
+    def __call__(self, t: Float[Array, ""], y: Float[Array, "... dim"]) -> Float[Array, "... dim"]:
+        return y @ self.matrix.T
+
+
 def mlp_field_from_weights(
     weights: Sequence[tuple[Array, Array]], *, activation: str, time_input: bool
 ) -> MLPField:

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._solve import SOLVERS, solve
+from .. import SOLVERS, solve
 
-MODEL_KINDS = ("odenet", "resnet", "noode")
+IMAGE_MODEL_KINDS = ("odenet", "resnet", "noode")
 NORMS = ("group", "none")
 DOWNSAMPLINGS = ("conv", "residual")
 CONV_GRADIENTS = ("im2col", "lax")
@@ -170,15 +170,15 @@ class ConvField(eqx.Module):
 
 
 class ODEBlock(eqx.Module):
-    """Integrates the field over [0, 1] with `pyode.solve`; returns the state and the NFE."""
+    """Integrates the field over [0, 1] with `pyode.solve`; returns the state and the solve's stats."""
 
     field: ConvField
     solve_options: dict = eqx.field(static=True)
 
-    def __call__(self, z) -> tuple[Float[Array, "b h w c"], Int[Array, ""]]:
+    def __call__(self, z) -> tuple[Float[Array, "b h w c"], dict[str, Int[Array, ""]]]:
         zero, one = jnp.zeros((), z.dtype), jnp.ones((), z.dtype)
         solution = solve(self.field, z, t0=zero, t1=one, **self.solve_options)
-        return solution.final, solution.nfe_forward
+        return solution.final, {"nfe_forward": solution.nfe_forward, "solver_status": solution.status}
 
 
 class ResidualBlock(eqx.Module):
@@ -251,21 +251,21 @@ class ImageClassifier(eqx.Module):
 
     def __call__(
         self, x: Float[Array, "b h w c"], *, key: PRNGKeyArray | None = None
-    ) -> tuple[Float[Array, "b classes"], Int[Array, ""]]:
-        """Logits and the ODE block's forward evaluations (0 without one).
+    ) -> tuple[Float[Array, "b classes"], dict[str, Int[Array, ""]]]:
+        """Logits and the ODE block's solve stats: `nfe_forward` and `solver_status` (0, 0 without one).
 
         With a `key`, dropout is applied (training); without, it is not (inference).
         """
         z = self.downsampling(x)
-        nfe = jnp.zeros((), jnp.int32)
+        stats = {"nfe_forward": jnp.zeros((), jnp.int32), "solver_status": jnp.zeros((), jnp.int32)}
         if isinstance(self.middle, ODEBlock):
-            z, nfe = self.middle(z)
+            z, stats = self.middle(z)
         elif self.middle is not None:
             for block in self.middle:
                 z = block(z)
         features = jax.nn.relu(self.norm(z)).mean(axis=(1, 2))
         features = self.dropout(features, key=key, inference=key is None)
-        return features @ self.linear.weight.T + self.linear.bias, nfe
+        return features @ self.linear.weight.T + self.linear.bias, stats
 
 
 def parameter_count(model: eqx.Module) -> int:
@@ -352,8 +352,8 @@ def make_image_classifier(
     convolutions (one block matches the ODE block's parameters). `noode` is widened to
     the width whose parameter count is nearest to that of the ODE-Net of `width`.
     """
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model {kind!r}; choose one of {MODEL_KINDS}")
+    if kind not in IMAGE_MODEL_KINDS:
+        raise ValueError(f"unknown model {kind!r}; choose one of {IMAGE_MODEL_KINDS}")
     if kind == "odenet":
         if not solve_options or solve_options.get("solver") not in SOLVERS:
             raise ValueError("an odenet needs solve_options with a solver (and steps or rtol/atol)")

@@ -3,9 +3,10 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._solve import Solution, solve
+from .. import Solution, solve
 from ._field import MLPField
 
 
@@ -58,6 +59,15 @@ class ODEClassifier(eqx.Module):
         solution = self.ode.solve(x)
         logits = solution.final @ self.readout.weight[0] + self.readout.bias[0]
         return logits, solution
+
+
+def classifier_loss(model: ODEClassifier, batch) -> tuple[Float[Array, ""], dict]:
+    """Mean sigmoid cross-entropy of (points, labels), with accuracy, forward NFE and solver status."""
+    x, y = batch
+    logits, solution = model(x)
+    loss = optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype)).mean()
+    accuracy = jnp.mean((logits > 0) == (y == 1))
+    return loss, {"accuracy": accuracy, "nfe_forward": solution.nfe_forward, "solver_status": solution.status}
 
 
 def make_classifier(

@@ -1,5 +1,6 @@
 """Every figure of the project: matplotlib only, no state."""
 
+from ._bench import bench_counting as bench_counting
 from ._bench import bench_length as bench_length
 from ._bench import bench_overhead as bench_overhead
 from ._bench import bench_size as bench_size

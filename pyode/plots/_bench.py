@@ -74,6 +74,34 @@ def bench_overhead(results: list[dict]):
     return fig
 
 
+def bench_counting(results: list[dict]):
+    """pyode's training step as the loop runs it: bare, with its evaluations counted every
+    `count_every` steps (the loop's default), and counted on every step (1 = the bare step)."""
+    fig, axes = plt.subplots(
+        1, max(len(results), 1), figsize=(4.2 * max(len(results), 1), 4.0), squeeze=False
+    )
+    for ax, result in zip(axes[0], results, strict=False):
+        ran = [r for r in _ran(result) if "training_loop" in r]
+        x = np.arange(len(ran))
+        loop = [r["training_loop"] for r in ran]
+        every = loop[0]["count_every"] if loop else 0
+        ax.bar(x - 0.2, [entry["counting_cost"] for entry in loop], 0.4, label=f"counted every {every} steps")
+        ax.bar(
+            x + 0.2,
+            [r["step_counted"]["median"] / r["step"]["median"] for r in ran],
+            0.4,
+            label="counted every step",
+        )
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.axhline(1.15, color="tab:red", linewidth=0.8, linestyle="--", label="1.15 x bare")
+        ax.set_xticks(x, [r["name"] for r in ran], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("step time / bare step time")
+        ax.set_title(_label(result), fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _curve(ax, points: list[dict], x_key: str, y_of, label: str) -> None:
     points = sorted(points, key=lambda p: p[x_key])
     x = [p[x_key] for p in points]
@@ -153,11 +181,26 @@ def bench_table(steps: list[dict], compile_results: list[dict]) -> str:
             f"- {p['pyode']} is x{p['speedup']:.2f} faster than {p['other']}" for p in result["speedups"]
         ]
         lines.append("")
+    for result in steps:
+        for r in _ran(result):
+            if "training_loop" in r:
+                loop = r["training_loop"]
+                lines.append(
+                    f"- {_label(result)}, {r['name']} as the training loop runs it: "
+                    f"{loop['step_with_counting']['median'] * 1e3:.3f} ms a step with evaluations "
+                    f"counted every {loop['count_every']} steps, {loop['counting_cost']:.3f} x the bare step "
+                    f"({loop['bare_step']['median'] * 1e3:.3f} ms); counted on every step: "
+                    f"{r['step_counted']['median'] / r['step']['median']:.2f} x"
+                )
+    lines.append("")
     for result in compile_results:
-        first = result["summary"]["first_step_seconds"]
-        lines.append(
-            f"- first training step of {result['method']} ({result['problem']}, {result['dtype']}), "
-            f"fresh process: median {first['median']:.2f} s "
-            f"(min {first['minimum']:.2f}, max {first['maximum']:.2f})"
-        )
+        for key, where in (("summary", "no compilation cache"), ("warm_summary", "warm compilation cache")):
+            if key not in result:
+                continue
+            first = result[key]["first_step_seconds"]
+            lines.append(
+                f"- first training step of {result['method']} ({result['problem']}, {result['dtype']}), "
+                f"fresh process, {where}: median {first['median']:.2f} s "
+                f"(min {first['minimum']:.2f}, max {first['maximum']:.2f})"
+            )
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ from ._style import CLASS_COLOURS, plt, save_figure
 
 
 def training_curves(history: list[dict], path, *, title: str = "") -> None:
-    """Loss (log scale) and accuracy against step, and evaluations per step."""
+    """Loss (log scale) and accuracy against step, and evaluations per step (backward on counted steps)."""
     steps = np.array([r["step"] for r in history])
     fig, (ax_loss, ax_nfe) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"wspace": 0.45})
     ax_loss.semilogy(steps, [r["loss"] for r in history], lw=0.8, color="tab:blue", label="loss")
@@ -21,7 +21,16 @@ def training_curves(history: list[dict], path, *, title: str = "") -> None:
         ax_acc.set_ylabel("batch accuracy", color="tab:green")
         ax_acc.set_ylim(0, 1.02)
     ax_nfe.plot(steps, [r["nfe_forward"] for r in history], lw=0.8, label="forward")
-    ax_nfe.plot(steps, [r["nfe_backward"] for r in history], lw=0.8, ls="--", label="backward")
+    counted = [r for r in history if "nfe_backward" in r]
+    ax_nfe.plot(
+        [r["step"] for r in counted],
+        [r["nfe_backward"] for r in counted],
+        lw=0.8,
+        ls="--",
+        marker=".",
+        markersize=3,
+        label="backward (counted steps)",
+    )
     ax_nfe.set_xlabel("step")
     ax_nfe.set_ylabel("function evaluations")
     ax_nfe.legend()

@@ -2,22 +2,22 @@
 
 import numpy as np
 
-from ..crossval._compare import QUANTITY_NAMES
 from ._style import plt
 
 
-def crossval_error_sweep(rows: list[dict]):
+def crossval_error_sweep(rows: list[dict], quantities: dict[str, str]):
     """Max relative error against rtol, one line per backend pair and a panel per quantity (log-log).
 
-    `rows` are the sweep's pair errors (keys backend_a, backend_b, quantity, rtol, max_rel).
+    `rows` are the sweep's pair errors (keys backend_a, backend_b, quantity, rtol, max_rel);
+    `quantities` maps each quantity to its panel's title.
     The dashed black line is error = rtol; errors should fall with it toward round-off.
     Exact agreement (zero error, e.g. two gradient methods sharing one forward solve) is not drawn.
     """
-    fig, axes = plt.subplots(1, len(QUANTITY_NAMES), figsize=(4.2 * len(QUANTITY_NAMES), 3.8), sharey=True)
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 3.8), sharey=True)
     pairs = sorted({(r["backend_a"], r["backend_b"]) for r in rows})
     rtols = sorted({float(r["rtol"]) for r in rows})
     colours = plt.get_cmap("tab10").colors
-    for ax, (name, title) in zip(axes, QUANTITY_NAMES.items(), strict=True):
+    for ax, (name, title) in zip(axes, quantities.items(), strict=True):
         for i, (a, b) in enumerate(pairs):
             points = sorted(
                 (float(r["rtol"]), float(r["max_rel"]))

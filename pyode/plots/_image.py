@@ -25,7 +25,9 @@ def _style(run: dict) -> dict:
 
 
 def _epochs(run: dict, key: str):
-    return [e["epoch"] for e in run["per_epoch"]], [e[key] for e in run["per_epoch"]]
+    """Epochs and a per-epoch value (NaN where an epoch has none, e.g. no counted step)."""
+    values = [np.nan if e.get(key) is None else e[key] for e in run["per_epoch"]]
+    return [e["epoch"] for e in run["per_epoch"]], values
 
 
 def _empty_note(ax, runs) -> bool:

@@ -3,6 +3,8 @@
 Each backend (`AbstractBackend`) solves a `Case` and returns a `Result`: the trajectory,
 dL/dy0, dL/dtheta, evaluation counts, wall time, versions and a method description.
 Run one in its own process: `python -m pyode.reference BACKEND case.npz result.npz`.
+`pyode_field`, `torch_field` and `scratch_field` build a case's field in each library (the
+benchmarks use them too, so that every library has one adapter).
 """
 
 from ._base import AbstractBackend as AbstractBackend
@@ -14,6 +16,10 @@ from ._case import Case as Case
 from ._case import load_case as load_case
 from ._julia import find_julia as find_julia
 from ._julia import julia_unavailable_reason as julia_unavailable_reason
+from ._julia import juliapkg_project as juliapkg_project
+from ._pyode import pyode_field as pyode_field
 from ._registry import BACKENDS as BACKENDS
 from ._registry import get_backend as get_backend
 from ._registry import run_backend as run_backend
+from ._scratch import scratch_field as scratch_field
+from ._torch import torch_field as torch_field

@@ -6,8 +6,10 @@ machine with network juliacall installs them on first use.
 """
 
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,42 +25,128 @@ SENSEALGS = ("InterpolatingAdjoint", "QuadratureAdjoint", "BacksolveAdjoint", "G
 JULIA_MODES = ("auto", "require", "off")
 
 
+JULIA_MINIMUM = (1, 10, 3)
+"""The oldest Julia juliacall starts (its juliapkg.json: "julia": "^1.10.3")."""
+JULIA_PACKAGES = ("PythonCall", "DiffEqFlux", "SciMLSensitivity", "OrdinaryDiffEq", "Lux", "Zygote", "NPZ")
+"""Packages a user-made Julia project (PYTHON_JULIACALL_PROJECT) must hold: juliacall installs none there."""
+
+
 def find_julia() -> str | None:
     """The Julia executable juliacall would use without installing one, or None (no imports)."""
-    for variable in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE"):
-        exe = os.environ.get(variable)
-        if exe and Path(exe).is_file():
-            return exe
-    on_path = shutil.which("julia") or shutil.which("juliaup")
-    if on_path:
-        return on_path
-    project = os.environ.get("PYTHON_JULIAPKG_PROJECT") or os.path.join(sys.prefix, "julia_env")
-    installed = Path(project) / "pyjuliapkg" / "install" / "bin" / "julia"
-    return str(installed) if installed.is_file() else None
+    return _locate_julia()[0]
 
 
 def julia_unavailable_reason(mode: str = "auto") -> str | None:
     """Why the Julia backends cannot run under `mode` (auto, require, off), or None if they can.
 
-    Julia is looked for first (no imports): `auto` runs the backends only where Julia is
-    already installed; `require` also lets juliacall install it on first use (unless
-    juliapkg is offline); `off` never runs them.
+    Decided in well under a second, without importing juliacall and without the network:
+    a usable Julia must already be installed (`require` does not let juliacall download one,
+    so that a workflow fails at its start rather than after its other jobs; run `python -c
+    "import juliacall"` once on a networked machine to install one). `off` never runs them.
     """
     if mode not in JULIA_MODES:
         raise ValueError(f"unknown julia mode {mode!r}; choose one of {', '.join(JULIA_MODES)}")
     if mode == "off":
         return "disabled in the config (julia: off)"
-    searched = "PYTHON_JULIACALL_EXE, PYTHON_JULIAPKG_EXE, julia or juliaup on PATH, juliapkg's install"
-    found = find_julia() is not None
-    if not found and mode == "auto":
-        return f"Julia not found (looked at {searched}); julia: require lets juliacall install it"
-    if not found and os.environ.get("PYTHON_JULIAPKG_OFFLINE", "").lower() in ("yes", "true", "1"):
-        return f"Julia not found (looked at {searched}) and juliapkg is offline (PYTHON_JULIAPKG_OFFLINE)"
+    executable, problem = _locate_julia()
+    if executable is None:
+        return problem
     if importlib.util.find_spec("juliacall") is None:
         return "juliacall is not installed (pip install 'pyode[julia]')"
     if not JULIA_MODULE.is_file():
         return f"the Julia module {JULIA_MODULE} is missing (pyode is not run from its source tree)"
     return None
+
+
+def juliapkg_project() -> Path:
+    """The Julia project juliapkg manages (where it also installs Julia): PYTHON_JULIAPKG_PROJECT, else
+    `julia_env` in the virtual environment or conda prefix, else `pyjuliapkg` in the Julia depot."""
+    if os.environ.get("PYTHON_JULIAPKG_PROJECT"):
+        return Path(os.environ["PYTHON_JULIAPKG_PROJECT"])
+    prefix = sys.prefix if sys.prefix != sys.base_prefix else os.environ.get("CONDA_PREFIX")
+    if prefix:
+        return Path(prefix) / "julia_env"
+    depot = os.environ.get("JULIA_DEPOT_PATH", "").split(os.pathsep)[0] or str(Path.home() / ".julia")
+    return Path(depot) / "environments" / "pyjuliapkg"
+
+
+def _locate_julia() -> tuple[str | None, str]:
+    """(a usable Julia executable, "") or (None, why there is none), as juliacall would look."""
+    exe, project = os.environ.get("PYTHON_JULIACALL_EXE"), os.environ.get("PYTHON_JULIACALL_PROJECT")
+    if exe or project:
+        return _user_julia(exe, project)
+    searched = ["PYTHON_JULIAPKG_EXE", "juliapkg's install", "juliaup's installed versions", "julia on PATH"]
+    candidates = [
+        os.environ.get("PYTHON_JULIAPKG_EXE"),
+        str(juliapkg_project() / "pyjuliapkg" / "install" / "bin" / "julia"),
+        *_juliaup_versions(),
+        shutil.which("julia"),
+    ]
+    too_old = []
+    for candidate in filter(None, candidates):
+        version = _julia_version(candidate)
+        if version is not None and version >= JULIA_MINIMUM:
+            return candidate, ""
+        if version is not None:
+            too_old.append(f"{candidate} is Julia {'.'.join(map(str, version))}")
+    minimum = ".".join(map(str, JULIA_MINIMUM))
+    if too_old:
+        return None, f"no Julia >= {minimum} found ({'; '.join(too_old)}); juliacall needs {minimum} or newer"
+    return None, (
+        f"Julia not found (looked at {', '.join(searched)}; juliaup itself is an installer, not a Julia); "
+        "install one, e.g. `juliaup add 1.10`"
+    )
+
+
+def _user_julia(exe: str | None, project: str | None) -> tuple[str | None, str]:
+    """PYTHON_JULIACALL_EXE with PYTHON_JULIACALL_PROJECT: juliacall then skips juliapkg entirely."""
+    if not (exe and project):
+        return None, (
+            "PYTHON_JULIACALL_EXE and PYTHON_JULIACALL_PROJECT must be set together (juliacall refuses one "
+            "alone); unset both to let juliapkg find Julia"
+        )
+    executable = shutil.which(exe)
+    if executable is None or _julia_version(executable) is None:
+        return None, f"PYTHON_JULIACALL_EXE={exe} is not a Julia executable"
+    if _julia_version(executable) < JULIA_MINIMUM:
+        return None, f"PYTHON_JULIACALL_EXE={exe} is older than Julia {'.'.join(map(str, JULIA_MINIMUM))}"
+    manifest = Path(project) / "Manifest.toml"
+    text = manifest.read_text() if manifest.is_file() else ""
+    missing = [
+        name for name in JULIA_PACKAGES if f"[[deps.{name}]]" not in text and f"[[{name}]]" not in text
+    ]
+    if missing:
+        return None, (
+            f"PYTHON_JULIACALL_PROJECT={project} lacks {', '.join(missing)}: with PYTHON_JULIACALL_EXE set, "
+            "juliacall installs nothing, so add them there (see pyode/juliapkg.json)"
+        )
+    return executable, ""
+
+
+def _juliaup_versions() -> list[str]:
+    """Julia binaries juliaup has installed (from its juliaup.json), newest first."""
+    depot = os.environ.get("JULIAUP_DEPOT_PATH") or str(Path.home() / ".julia")
+    index = Path(depot) / "juliaup" / "juliaup.json"
+    try:
+        installed = json.loads(index.read_text()).get("InstalledVersions", {})
+    except (OSError, ValueError):
+        return []
+    found = []
+    for entry in installed.values():
+        path = Path(entry.get("BinaryPath") or Path(entry.get("Path", "")) / "bin" / "julia")
+        found.append(str(path if path.is_absolute() else index.parent / path))
+    return sorted(found, reverse=True)
+
+
+def _julia_version(executable: str) -> tuple[int, ...] | None:
+    """The version `executable --version` prints ("julia version 1.10.4"), or None if it is no Julia."""
+    try:
+        words = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.split()
+        return tuple(int(part) for part in words[2].split("-")[0].split(".")[:3])
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        return None
 
 
 class DiffEqFluxBackend(AbstractBackend):

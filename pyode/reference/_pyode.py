@@ -9,12 +9,11 @@ from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
 
 
-def build_field(case: Case):
+def pyode_field(case: Case):
     """The Equinox field of a case: an `MLPField` holding its weights, or `VanDerPol`."""
     import jax.numpy as jnp
 
-    from ..models import mlp_field_from_weights
-    from ..models._physics import VanDerPol
+    from ..models import VanDerPol, mlp_field_from_weights
 
     if case.field["kind"] == "vdp":
         return VanDerPol(jnp.asarray(case.params["theta"]))
@@ -25,7 +24,7 @@ def build_field(case: Case):
 
 
 def field_gradients(case: Case, grad_field) -> dict[str, np.ndarray]:
-    """The gradient of a field (a pytree like `build_field`'s) in the case's parameter names."""
+    """The gradient of a field (a pytree like `pyode_field`'s) in the case's parameter names."""
     if case.field["kind"] == "vdp":
         return {"theta": np.asarray(grad_field.theta)}
     grads = {}
@@ -60,9 +59,15 @@ class PyodeBackend(AbstractBackend):
         if case.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
         solver = case.solvers["pyode"]
-        field = build_field(case)
+        field = pyode_field(case)
         y0, ts, cotangent = (jnp.asarray(a) for a in (case.y0, case.ts, case.cotangent))
-        options = dict(solver=solver, adjoint=self.adjoint, max_steps=100_000)
+        options = dict(
+            solver=solver,
+            adjoint=self.adjoint,
+            max_steps=100_000,
+            steps_at_save_times=True,
+            count_evaluations=True,
+        )
 
         @eqx.filter_jit
         def forward(field, y0, rtol, atol):
@@ -76,7 +81,10 @@ class PyodeBackend(AbstractBackend):
             ys = pyode.solve(field, y0, ts, rtol=rtol, atol=atol, **options).ys
             return jnp.sum(cotangent * ys)
 
-        method = f"pyode.solve(solver={solver!r}, adjoint={self.adjoint!r}), equinox.filter_grad"
+        method = (
+            f"pyode.solve(solver={solver!r}, adjoint={self.adjoint!r}, steps_at_save_times=True), "
+            "equinox.filter_grad"
+        )
 
         implicit = pyode.SOLVERS[solver].implicit
         if implicit:

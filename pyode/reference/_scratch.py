@@ -9,6 +9,19 @@ from ._base import AbstractBackend, Result
 from ._case import Case
 
 
+def scratch_field(case: Case):
+    """The NumPy field of a case: a `ScratchMLP` holding its weights, or `ScratchVanDerPol`."""
+    from .. import scratch
+
+    if case.field["kind"] == "vdp":
+        return scratch.ScratchVanDerPol(float(case.params["theta"][0]))
+    return scratch.ScratchMLP(
+        [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
+        activation=case.field["activation"],
+        time_input=bool(case.field["time_input"]),
+    )
+
+
 class ScratchBackend(AbstractBackend):
     """`pyode.scratch.adjoint_gradients` on the case's field (`ScratchMLP` or `ScratchVanDerPol`).
 
@@ -25,14 +38,7 @@ class ScratchBackend(AbstractBackend):
         from .. import scratch
 
         solver = case.solvers["pyode"] if case.solvers["pyode"] in scratch.TABLEAUS else "dopri5"
-        if case.field["kind"] == "vdp":
-            field = scratch.ScratchVanDerPol(float(case.params["theta"][0]))
-        else:
-            field = scratch.ScratchMLP(
-                [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
-                activation=case.field["activation"],
-                time_input=bool(case.field["time_input"]),
-            )
+        field = scratch_field(case)
         loss = scratch.linear_loss(case.cotangent)
         restart = "steps" if case.stiff else "save_times"
 

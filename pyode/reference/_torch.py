@@ -8,7 +8,7 @@ from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
 
 
-def _torch_field(case: Case):
+def torch_field(case: Case):
     """A torch module computing the case's field, counting its evaluations in `.calls`."""
     import torch
 
@@ -68,7 +68,7 @@ class TorchdiffeqBackend(AbstractBackend):
 
         solver = case.solvers["torchdiffeq"]
         odeint = torchdiffeq.odeint_adjoint if self.adjoint else torchdiffeq.odeint
-        field = _torch_field(case)
+        field = torch_field(case)
         ts = torch.tensor(case.ts, dtype=torch.float64)
         cotangent = torch.tensor(case.cotangent, dtype=torch.float64)
         method = f"torchdiffeq.{odeint.__name__}(method={solver!r}), torch.autograd"

@@ -1,11 +1,9 @@
-"""A neural ODE from scratch in NumPy: solvers, a hand-written adjoint, and a small trainer.
+"""A neural ODE from scratch in NumPy: solvers, a hand-written adjoint, clipping and Adam.
 
-No autodiff library is imported here (`to_mlp_field` imports pyode.models when called).
-The derivation of the adjoint is in docs/adjoint.md.
+No autodiff library is imported here. The derivation of the adjoint is in docs/adjoint.md;
+the A-to-B regression trained with it is `pyode.experiments.regression`.
 """
 
-from ._convert import from_mlp_field as from_mlp_field
-from ._convert import to_mlp_field as to_mlp_field
 from ._field import ACTIVATIONS as ACTIVATIONS
 from ._field import FieldVJP as FieldVJP
 from ._field import ScratchField as ScratchField
@@ -21,10 +19,8 @@ from ._gradients import augmented_dynamics as augmented_dynamics
 from ._gradients import backprop_gradients as backprop_gradients
 from ._gradients import linear_loss as linear_loss
 from ._optim import Adam as Adam
+from ._optim import AdamState as AdamState
 from ._optim import clip_by_global_norm as clip_by_global_norm
-from ._regression import DEFAULT_REGRESSION_SETTINGS as DEFAULT_REGRESSION_SETTINGS
-from ._regression import regression_settings as regression_settings
-from ._regression import run_regression as run_regression
 from ._solvers import TABLEAUS as TABLEAUS
 from ._solvers import ODESolution as ODESolution
 from ._solvers import Tableau as Tableau

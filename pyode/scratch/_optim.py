@@ -1,5 +1,7 @@
 """Gradient clipping and Adam on flat parameter vectors."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -11,23 +13,36 @@ def clip_by_global_norm(gradient: np.ndarray, max_norm: float) -> tuple[np.ndarr
     return gradient, norm
 
 
+@dataclass(frozen=True)
+class AdamState:
+    """Adam's running moments and its step count: all an interrupted run needs to continue."""
+
+    first_moment: np.ndarray
+    second_moment: np.ndarray
+    count: int
+
+
+@dataclass(frozen=True)
 class Adam:
-    """Adam (Kingma & Ba 2015) with bias correction; `update` returns the new parameters."""
+    """Adam (Kingma & Ba 2015) with bias correction, as pure functions of an `AdamState`."""
 
-    def __init__(self, learning_rate: float, *, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.learning_rate, self.beta1, self.beta2, self.eps = learning_rate, beta1, beta2, eps
-        self.first_moment: np.ndarray | None = None
-        self.second_moment: np.ndarray | None = None
-        self.count = 0
+    learning_rate: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
 
-    def update(self, params: np.ndarray, gradient: np.ndarray) -> np.ndarray:
-        """One step against `gradient`."""
-        if self.first_moment is None:
-            self.first_moment = np.zeros_like(params)
-            self.second_moment = np.zeros_like(params)
-        self.count += 1
-        self.first_moment = self.beta1 * self.first_moment + (1 - self.beta1) * gradient
-        self.second_moment = self.beta2 * self.second_moment + (1 - self.beta2) * gradient**2
-        first = self.first_moment / (1 - self.beta1**self.count)
-        second = self.second_moment / (1 - self.beta2**self.count)
-        return params - self.learning_rate * first / (np.sqrt(second) + self.eps)
+    def init(self, params: np.ndarray) -> AdamState:
+        """Zero moments for `params`."""
+        return AdamState(np.zeros_like(params), np.zeros_like(params), 0)
+
+    def update(
+        self, params: np.ndarray, gradient: np.ndarray, state: AdamState
+    ) -> tuple[np.ndarray, AdamState]:
+        """One step against `gradient`: the new parameters and state."""
+        count = state.count + 1
+        first = self.beta1 * state.first_moment + (1 - self.beta1) * gradient
+        second = self.beta2 * state.second_moment + (1 - self.beta2) * gradient**2
+        corrected_first = first / (1 - self.beta1**count)
+        corrected_second = second / (1 - self.beta2**count)
+        params = params - self.learning_rate * corrected_first / (np.sqrt(corrected_second) + self.eps)
+        return params, AdamState(first, second, count)
