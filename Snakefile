@@ -1,24 +1,23 @@
-# pyode workflow: data -> train -> evaluate -> figures and summary. Rules live in workflow/rules/.
+# pyode workflow: config -> data -> train -> evaluate -> figures and summary. Rules live in workflow/rules/.
 configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/settings.smk"
+include: "workflow/rules/classify.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/image.smk"
-include: "workflow/rules/scratch.smk"
+include: "workflow/rules/regression.smk"
 include: "workflow/rules/crossval.smk"
 include: "workflow/rules/bench.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:
     input:
-        classify_outputs(),
-        dynamics_outputs(),
-        image_outputs(),
-        "results/scratch/metrics.json",
-        crossval_outputs(),
+        CLASSIFY_OUTPUTS,
+        DYNAMICS_OUTPUTS,
+        IMAGE_OUTPUTS,
+        "results/regression/metrics.json",
+        CROSSVAL_OUTPUTS,
         "results/summary.csv",

@@ -1,16 +1,22 @@
-"""The `pyode` command. Snakemake rules call its subcommands; each is a thin shell over the package."""
+"""The `pyode` command. Snakemake rules call its subcommands; each is a thin shell over an experiment.
+
+Settings reach a command as a file (`--settings FILE`, JSON or YAML), overlaid on the
+experiment's defaults (`pyode defaults EXPERIMENT` prints them). A user error (a bad setting,
+a missing or corrupt file) ends in one line and exit status 2 (`--debug` shows the
+traceback); a training run that diverges ends in one line and status 1; SIGINT and SIGTERM
+end a run after its current step with its state saved, status 130 or 143.
+"""
 
 import argparse
-import json
 import os
+import signal
 import sys
-from pathlib import Path
 
 
 def bound_threads(threads: int) -> None:
     """Keep XLA, BLAS and PyTorch to `threads` CPU threads. Call before importing jax or torch."""
     if threads < 1:
-        raise SystemExit(f"--threads must be at least 1, got {threads}")
+        raise SystemExit(f"pyode: error: --threads must be at least 1, got {threads}")
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
     if threads == 1:
@@ -18,43 +24,97 @@ def bound_threads(threads: int) -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
 
 
-def _settings(text: str) -> dict:
-    try:
-        settings = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"--settings is not valid JSON: {error}") from None
-    if not isinstance(settings, dict):
-        raise SystemExit("--settings must be a JSON object")
-    return settings
+def _settings(args, experiment: str, *, stage: str = "run"):
+    """The settings file of a command, resolved by its experiment (the data stage by `resolve_data`)."""
+    from .experiments import EXPERIMENTS, load_settings
+
+    module = EXPERIMENTS[experiment]
+    return load_settings(module.resolve_data if stage == "data" else module.resolve, args.settings)
 
 
 def classify_data(args) -> None:
-    from .data import make_split
+    from .experiments import classify
 
-    settings = _settings(args.settings)
-    make_split(args.dataset, **settings).save(args.out)
+    classify.make_data(_settings(args, "classify", stage="data"), args.out)
 
 
 def classify_train(args) -> None:
-    from ._classify import train_classifier
+    from .experiments import classify
 
-    train_classifier(args.data, _settings(args.settings), args.out, progress=not args.no_progress)
+    classify.train(args.data, _settings(args, "classify"), args.out, progress=not args.no_progress)
 
 
 def classify_evaluate(args) -> None:
-    from ._classify import evaluate_run
+    from .experiments import classify
 
-    metrics = evaluate_run(
-        args.model, args.data, args.history, args.out, dataset=args.dataset, model_name=args.model_name
-    )
-    print(json.dumps({k: v for k, v in metrics.items() if k not in ("settings", "versions")}, indent=2))
+    record = classify.evaluate(args.run_dir, args.data, args.out or args.run_dir, run=args.run)
+    _print_metrics(record)
 
 
-def scratch(args) -> None:
-    from .scratch import run_regression
+def dynamics_data(args) -> None:
+    from .experiments import dynamics
 
-    metrics = run_regression(_settings(args.settings), Path(args.out))
-    print(json.dumps(metrics, indent=2, default=str))
+    dynamics.make_data(_settings(args, "dynamics", stage="data"), args.out)
+
+
+def dynamics_train(args) -> None:
+    from .experiments import dynamics
+
+    dynamics.train(args.data, _settings(args, "dynamics"), args.out, progress=not args.no_progress)
+
+
+def dynamics_evaluate(args) -> None:
+    from .experiments import dynamics
+
+    _print_metrics(dynamics.evaluate(args.data, args.runs, args.out))
+
+
+def image_data(args) -> None:
+    from .experiments import image
+
+    print(image.make_data(_settings(args, "image", stage="data"), args.out))
+
+
+def image_train(args) -> None:
+    from .experiments import image
+
+    _print_metrics(image.train(args.data, _settings(args, "image"), args.out, progress=not args.no_progress))
+
+
+def image_summary(args) -> None:
+    from .experiments import image, summary
+
+    image.summarise(summary.load_records(args.metrics), args.out_dir, dataset=args.dataset)
+
+
+def regression(args) -> None:
+    from .experiments import regression as experiment
+
+    _print_metrics(experiment.run(_settings(args, "regression"), args.out, progress=not args.no_progress))
+
+
+def summary(args) -> None:
+    from . import read_json
+    from .experiments import summary as experiment
+
+    config = read_json(args.config) if args.config else None
+    experiment.write_summary(args.metrics, args.out_csv, args.out_json, config=config)
+
+
+def compare(args) -> None:
+    from .experiments import summary as experiment
+
+    print(experiment.compare(args.results_a, args.results_b, timings=args.timings), end="")
+
+
+def defaults(args) -> None:
+    import yaml
+
+    from .experiments import EXPERIMENTS
+
+    changes = {"system": args.system} if args.system else {}
+    settings = EXPERIMENTS[args.experiment].resolve(changes)
+    print(yaml.safe_dump(settings.to_dict(), sort_keys=False), end="")
 
 
 def crossval(args) -> None:
@@ -63,174 +123,201 @@ def crossval(args) -> None:
     crossval_main(args.arguments)
 
 
-def summary(args) -> None:
-    from ._summary import write_summary
-
-    write_summary(
-        [Path(p) for p in args.metrics], Path(args.out_csv), Path(args.out_json), config=args.config
-    )
-
-
-def image_data(args) -> None:
-    from ._image import write_image_data
-    from .data import MNISTUnavailable
-
-    try:
-        print(write_image_data(args.dataset, _settings(args.settings), args.out))
-    except MNISTUnavailable as error:
-        raise SystemExit(f"pyode image-data: MNIST is required but unavailable: {error}") from None
-
-
-def image_train(args) -> None:
-    from ._image import train_image_classifier
-
-    metrics = train_image_classifier(
-        args.data, _settings(args.settings), args.out, progress=not args.no_progress
-    )
-    shown = {k: v for k, v in metrics.items() if k not in ("per_epoch", "settings", "versions")}
-    print(json.dumps(shown, indent=2))
-
-
-def image_summary(args) -> None:
-    from ._image import summarise_image_runs
-
-    summarise_image_runs(args.metrics, args.out_dir, dataset=args.dataset)
-
-
-# Dynamics (issue 3): learning trajectories; pyode/_dynamics.py.
-
-
-def dynamics_data(args) -> None:
-    from ._dynamics import make_data
-
-    make_data(args.system, _settings(args.settings)).save(args.out)
-
-
-def dynamics_train(args) -> None:
-    from ._dynamics import train_dynamics
-
-    train_dynamics(args.data, _settings(args.settings), args.fit, args.out, progress=not args.no_progress)
-
-
-def dynamics_evaluate(args) -> None:
-    from ._dynamics import evaluate_dynamics
-
-    metrics = evaluate_dynamics(args.data, args.runs, args.out)
-    print(json.dumps(metrics["fits"], indent=2))
-
-
-# Benchmarks (issue 7): pyode/bench/.
-
-
 def bench(args) -> None:
     from .bench import main as bench_main
 
     bench_main(args.arguments)
 
 
+def _print_metrics(record: dict) -> None:
+    import json
+
+    for entry in record["runs"]:
+        print(json.dumps({"run": entry["run"], "status": record["status"], **entry["metrics"]}, indent=2))
+
+
+def _command(commands, name: str, run, help: str, *, settings: str | None = None, out: str | None = None):
+    command = commands.add_parser(name, help=help, description=help)
+    if settings:
+        command.add_argument("--settings", help=f"a JSON or YAML file: {settings}")
+    if out:
+        command.add_argument("--out", required=True, help=out)
+    command.set_defaults(handler=run)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyode", description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for XLA/BLAS (default: all)")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    command = commands.add_parser("classify-data", help="generate a two-class data set and split it")
-    command.add_argument("--dataset", required=True, choices=["spiral", "circles"])
-    command.add_argument("--settings", default="{}", help="JSON: generator options, test_fraction, seed")
-    command.add_argument("--out", required=True, help=".npz file to write")
-    command.set_defaults(run=classify_data)
-
-    command = commands.add_parser("classify-train", help="train a (A)NODE classifier")
-    command.add_argument("--data", required=True)
-    command.add_argument("--settings", default="{}", help="JSON: seed, model, field, solve, train")
-    command.add_argument("--out", required=True, help="run folder (model.eqx, history.jsonl)")
-    command.add_argument("--no-progress", action="store_true", help="no progress bar")
-    command.set_defaults(run=classify_train)
-
-    command = commands.add_parser("classify-evaluate", help="metrics and figures of a trained classifier")
-    command.add_argument("--model", required=True)
-    command.add_argument("--data", required=True)
-    command.add_argument("--history", required=True)
-    command.add_argument("--dataset", required=True)
-    command.add_argument("--model-name", required=True)
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=classify_evaluate)
-
-    command = commands.add_parser("scratch", help="train the A-to-B regression with the NumPy adjoint")
-    command.add_argument("--settings", default="{}", help="JSON; see DEFAULT_REGRESSION_SETTINGS")
-    command.add_argument("--out", required=True, help="folder for metrics, history and figures")
-    command.set_defaults(run=scratch)
-
-    command = commands.add_parser(
-        "crossval", help="cross-validation: make-case, run, summarise, sweep-summary (see docs/crossval.md)"
+    parser = argparse.ArgumentParser(
+        prog="pyode", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    command.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of `pyode crossval`")
-    command.set_defaults(run=crossval)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for XLA/BLAS (default: all)")
+    parser.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        default=os.environ.get("PYODE_COMPILATION_CACHE"),
+        help="keep JAX's compiled programs in DIR (default: $PYODE_COMPILATION_CACHE; the workflow sets it)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    experiment_settings = "changes to the defaults (`pyode defaults {}`)"
 
-    command = commands.add_parser("summary", help="gather metrics.json files into one table")
-    command.add_argument("metrics", nargs="+")
-    command.add_argument("--config", default=None, help="the resolved workflow config, as JSON")
-    command.add_argument("--out-csv", required=True)
-    command.add_argument("--out-json", required=True)
-    command.set_defaults(run=summary)
-
-    command = commands.add_parser("image-data", help="MNIST (under its data policy) or digits, as one .npz")
-    command.add_argument("--dataset", required=True, choices=["digits", "mnist"])
-    command.add_argument("--settings", default="{}", help="JSON: digits split or MNIST source")
-    command.add_argument("--out", required=True, help=".npz file to write")
-    command.set_defaults(run=image_data)
-
-    command = commands.add_parser("image-train", help="train an image ODE-Net or a baseline")
-    command.add_argument("--data", required=True, help=".npz written by image-data")
-    command.add_argument("--settings", default="{}", help="JSON: seed, data, model, solve, train")
-    command.add_argument("--out", required=True, help="run folder (metrics.json, history.jsonl, model.eqx)")
+    command = _command(
+        commands,
+        "classify-data",
+        classify_data,
+        "generate a two-class data set and split it",
+        settings=experiment_settings.format("classify"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "classify-train",
+        classify_train,
+        "train a (A)NODE classifier",
+        settings=experiment_settings.format("classify"),
+        out="run folder (model.npz, history.jsonl)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by classify-data")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
-    command.set_defaults(run=image_train)
+    command = _command(
+        commands, "classify-evaluate", classify_evaluate, "metrics and figures of a trained classifier"
+    )
+    command.add_argument("--run-dir", required=True, help="the folder classify-train wrote")
+    command.add_argument("--data", required=True)
+    command.add_argument("--run", required=True, help="the run's name, e.g. spiral/node")
+    command.add_argument("--out", help="folder for metrics.json and the figures (default: the run folder)")
 
-    command = commands.add_parser("image-summary", help="table and figures of the image study")
+    _command(
+        commands,
+        "dynamics-data",
+        dynamics_data,
+        "noisy trajectories of a system, with the truth",
+        settings=experiment_settings.format("dynamics"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "dynamics-train",
+        dynamics_train,
+        "fit a vector field to trajectory windows",
+        settings=experiment_settings.format("dynamics"),
+        out="run folder (model.npz, history.jsonl)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by dynamics-data")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command = _command(
+        commands,
+        "dynamics-evaluate",
+        dynamics_evaluate,
+        "metrics and figures of a system's fits",
+        out="folder for metrics.json and the figures",
+    )
+    command.add_argument("--data", required=True)
+    command.add_argument("--runs", required=True, nargs="+", help="run folders written by dynamics-train")
+
+    _command(
+        commands,
+        "image-data",
+        image_data,
+        "MNIST (under its data policy) or digits, as one .npz",
+        settings=experiment_settings.format("image"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "image-train",
+        image_train,
+        "train an image ODE-Net or a baseline",
+        settings=experiment_settings.format("image"),
+        out="run folder (metrics.json, model.npz)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by image-data")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command = _command(commands, "image-summary", image_summary, "table and figures of the image study")
     command.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
     command.add_argument("--dataset", required=True)
     command.add_argument("--out-dir", required=True)
-    command.set_defaults(run=image_summary)
 
-    # Dynamics (issue 3)
-    command = commands.add_parser("dynamics-data", help="noisy trajectories of a system, with the truth")
-    command.add_argument("--system", required=True, help="vdp, linear_spiral, nn_spiral or regression_ab")
-    command.add_argument("--settings", default="{}", help="JSON: seed and data options (see pyode._dynamics)")
-    command.add_argument("--out", required=True, help=".npz file to write")
-    command.set_defaults(run=dynamics_data)
-
-    command = commands.add_parser("dynamics-train", help="fit a vector field to trajectory windows")
-    command.add_argument("--data", required=True, help=".npz written by dynamics-data")
-    command.add_argument("--fit", required=True, help="the name of a fit in the settings")
-    command.add_argument("--settings", default="{}", help="JSON: seed, field, window, solve, train, fits")
-    command.add_argument("--out", required=True, help="run folder (model.eqx, history.jsonl, snapshots.npz)")
+    command = _command(
+        commands,
+        "regression",
+        regression,
+        "train the A-to-B regression with the NumPy adjoint",
+        settings=experiment_settings.format("regression"),
+        out="folder for metrics, history, figures",
+    )
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
-    command.set_defaults(run=dynamics_train)
 
-    command = commands.add_parser("dynamics-evaluate", help="metrics and figures of a system's fits")
-    command.add_argument("--data", required=True)
-    command.add_argument("--runs", required=True, nargs="+", help="run folders written by dynamics-train")
-    command.add_argument("--out", required=True, help="folder for metrics.json and the figures")
-    command.set_defaults(run=dynamics_evaluate)
+    command = _command(
+        commands, "summary", summary, "gather metrics.json files into one tidy table", out=None
+    )
+    command.add_argument("metrics", nargs="+")
+    command.add_argument("--config", help="the workflow config, as a JSON file")
+    command.add_argument("--out-csv", required=True)
+    command.add_argument("--out-json", required=True)
+    command = _command(commands, "compare", compare, "what differs between two result folders")
+    command.add_argument("results_a", metavar="RESULTS_A")
+    command.add_argument("results_b", metavar="RESULTS_B")
+    command.add_argument("--timings", action="store_true", help="also compare timings (unit s)")
+    command = _command(commands, "defaults", defaults, "print an experiment's default settings (YAML)")
+    command.add_argument("experiment", choices=("classify", "dynamics", "image", "regression"))
+    command.add_argument("--system", help="dynamics: the system whose defaults to show")
 
-    # Benchmarks (issue 7)
-    command = commands.add_parser(
-        "bench", help="benchmarks: steps, compile, length, size, plot (see docs/bench.md)"
+    command = _command(
+        commands,
+        "crossval",
+        crossval,
+        "cross-validation: make-case, run, summarise, sweep-summary (docs/crossval.md)",
+    )
+    command.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of `pyode crossval`")
+    command = _command(
+        commands, "bench", bench, "benchmarks: steps, compile, length, size, plot (docs/bench.md)"
     )
     command.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of `pyode bench`")
-    command.set_defaults(run=bench)
     return parser
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(signum)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         bound_threads(args.threads)
+    if args.compilation_cache:
+        from . import use_compilation_cache
+
+        use_compilation_cache(args.compilation_cache)
+    signal.signal(signal.SIGTERM, _terminate)
+    name = f"pyode {args.command}"
     try:
-        args.run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"pyode {args.command}: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        args.handler(args)
+    except KeyboardInterrupt as interrupt:
+        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+        print(f"{name}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        raise SystemExit(128 + signum) from None
+    except Exception as error:
+        status = _exit_status(error)
+        if status is None or args.debug:
+            raise
+        print(f"{name}: error: {error}", file=sys.stderr)
+        raise SystemExit(status) from None
+
+
+def _exit_status(error: Exception) -> int | None:
+    """The exit status of an error the user can act on (None: a bug, shown with its traceback)."""
+    from .train import TrainingDiverged, TrainingInterrupted
+
+    if isinstance(error, TrainingInterrupted):
+        return 128 + error.signum
+    if isinstance(error, TrainingDiverged):
+        return 1
+    if isinstance(error, (ValueError, FileNotFoundError, IsADirectoryError, PermissionError)):
+        return 2
+    if type(error).__name__ in ("MNISTUnavailable", "BackendUnavailable"):
+        return 2
+    return None
 
 
 if __name__ == "__main__":

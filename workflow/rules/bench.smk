@@ -1,4 +1,4 @@
-# Benchmarks (issue 7): pyode against torchdiffeq and the scratch adjoint on identical problems.
+# Benchmarks: pyode against torchdiffeq and the scratch adjoint on identical problems.
 # Run alone, one job at a time: `snakemake --cores 1 bench` (not part of `all`). docs/bench.md.
 # Every job uses one CPU thread for JAX and for torch alike (`pyode --threads 1`).
 
@@ -7,32 +7,44 @@ wildcard_constraints:
     dtype="float32|float64",
 
 
-# The classify section's spiral classifier (field as bench.field changes it, solve, t1, batch size,
-# seed) and its spiral data's generator options (the generator's defaults if it has none), as JSON; the repetition options.
-BENCH_CLASSIFIER = settings_json(
+BENCH = config["bench"]
+
+
+# The problems file (docs/bench.md): the classify experiment's spiral run with bench.field, and the
+# dynamics experiment's nn_spiral fit at its defaults, as resolved by pyode.
+_spiral = (CLASSIFY.get("spiral/node") or classify.resolve({"seed": config["seed"]})).overlay(
+    {"field": BENCH.get("field", {})}, "bench"
+)
+_sequence = dynamics.resolve({"system": "nn_spiral"})
+BENCH_PROBLEMS = settings_file(
+    "bench/problems",
     {
-        "seed": config["seed"],
-        "model": {"t1": config["classify"].get("t1", 1.0)},
-        "field": {**config["classify"]["field"], **config["bench"].get("field", {})},
-        "solve": {k: v for k, v in config["classify"]["solve"].items() if v is not None},
-        "train": {"batch_size": config["classify"]["train"]["batch_size"]},
-    }
+        "spiral": {
+            "seed": _spiral.seed,
+            "data": _spiral.data,
+            "model": _spiral.model_spec(),
+            "batch_size": _spiral.train.batch_size,
+            "count_every": _spiral.train.count_every,
+        },
+        "sequence": {
+            "seed": _sequence.seed,
+            "data": _sequence.data,
+            "model": _sequence.model()[1],
+            "solve": _sequence.solve.options(),
+            "count_every": _sequence.train.count_every,
+        },
+    },
 )
-BENCH_SPIRAL = settings_json(
-    next(
-        ({k: v for k, v in d.items() if k != "name"} for d in config["classify"]["datasets"] if d["name"] == "spiral"),
-        {},
-    )
-)
-BENCH_TIMING = f"--repetitions {config['bench']['repetitions']} --warmup {config['bench']['warmup']}"
+BENCH_ADJOINT = _spiral.solve.adjoint
+BENCH_TIMING = f"--repetitions {BENCH['repetitions']} --warmup {BENCH['warmup']}"
 
 
 rule bench_steps:
+    input:
+        problems=BENCH_PROBLEMS,
     output:
         "results/bench/steps_{problem}_{dtype}.json",
     params:
-        classifier=BENCH_CLASSIFIER,
-        data=BENCH_SPIRAL,
         libraries=" ".join(config["bench"]["libraries"]),
         timing=BENCH_TIMING,
         min_sample=config["bench"]["min_sample_seconds"],
@@ -46,17 +58,17 @@ rule bench_steps:
     shell:
         "pyode --threads 1 bench steps --problem {wildcards.problem} --dtype {wildcards.dtype} "
         "--libraries {params.libraries} {params.timing} --min-sample-seconds {params.min_sample} "
-        "--classifier '{params.classifier}' --data '{params.data}' --out {output} > {log} 2>&1"
+        "--problems {input.problems} --out {output} > {log} 2>&1"
 
 
 rule bench_compile:
+    input:
+        problems=BENCH_PROBLEMS,
     output:
         "results/bench/compile.json",
     params:
-        classifier=BENCH_CLASSIFIER,
-        data=BENCH_SPIRAL,
         repetitions=config["bench"]["compile_repetitions"],
-        method=config["classify"]["solve"]["adjoint"],
+        method=BENCH_ADJOINT,
     conda:
         "../envs/pyode.yaml"
     log:
@@ -66,16 +78,15 @@ rule bench_compile:
     threads: 1
     shell:
         "pyode --threads 1 bench compile --problem spiral --dtype float32 --method {params.method} "
-        "--repetitions {params.repetitions} --classifier '{params.classifier}' --data '{params.data}' "
-        "--out {output} > {log} 2>&1"
+        "--repetitions {params.repetitions} --problems {input.problems} --out {output} > {log} 2>&1"
 
 
 rule bench_length:
+    input:
+        problems=BENCH_PROBLEMS,
     output:
         "results/bench/length.json",
     params:
-        classifier=BENCH_CLASSIFIER,
-        data=BENCH_SPIRAL,
         steps=" ".join(str(s) for s in config["bench"]["length"]["steps"]),
         dt=config["bench"]["length"]["dt"],
         methods=" ".join(config["bench"]["length"]["methods"]),
@@ -89,15 +100,15 @@ rule bench_length:
     threads: 1
     shell:
         "pyode --threads 1 bench length --steps {params.steps} --dt {params.dt} --methods {params.methods} "
-        "{params.timing} --classifier '{params.classifier}' --data '{params.data}' --out {output} > {log} 2>&1"
+        "{params.timing} --problems {input.problems} --out {output} > {log} 2>&1"
 
 
 rule bench_size:
+    input:
+        problems=BENCH_PROBLEMS,
     output:
         "results/bench/size.json",
     params:
-        classifier=BENCH_CLASSIFIER,
-        data=BENCH_SPIRAL,
         batches=" ".join(str(b) for b in config["bench"]["size"]["batches"]),
         widths=" ".join(str(w) for w in config["bench"]["size"]["widths"]),
         methods=" ".join(config["bench"]["size"]["methods"]),
@@ -113,7 +124,7 @@ rule bench_size:
     shell:
         "pyode --threads 1 bench size --batches {params.batches} --widths {params.widths} "
         "--methods {params.methods} {params.timing} --min-sample-seconds {params.min_sample} "
-        "--classifier '{params.classifier}' --data '{params.data}' --out {output} > {log} 2>&1"
+        "--problems {input.problems} --out {output} > {log} 2>&1"
 
 
 rule bench_plots:
@@ -132,6 +143,9 @@ rule bench_plots:
         ),
         overhead=report(
             "results/bench/overhead.png", caption="../report/bench_overhead.rst", category="Benchmarks"
+        ),
+        counting=report(
+            "results/bench/counting.png", caption="../report/bench_counting.rst", category="Benchmarks"
         ),
         length=report("results/bench/length.png", caption="../report/bench_length.rst", category="Benchmarks"),
         sizes=report("results/bench/size.png", caption="../report/bench_size.rst", category="Benchmarks"),

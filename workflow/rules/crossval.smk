@@ -1,34 +1,69 @@
 # Cross-validation: cases -> one process per (case, backend) -> pairwise comparison; and a tolerance sweep.
 # Backends and the comparison rule: docs/crossval.md. Config section: `crossval`.
+import importlib.util
+
+from pyode.reference import julia_unavailable_reason
+
+CROSSVAL = config["crossval"]
+CROSSVAL_CASES = {case["name"]: {k: v for k, v in case.items() if k != "name"} for case in CROSSVAL["cases"]}
+CROSSVAL_JULIA = "off" if CROSSVAL["julia"] is False else CROSSVAL["julia"]
+if len(CROSSVAL_CASES) != len(CROSSVAL["cases"]):
+    stop("config: crossval.cases: two cases share a name")
+if CROSSVAL["sweep"]["case"] not in CROSSVAL_CASES:
+    stop(f"config: crossval.sweep.case is {CROSSVAL['sweep']['case']!r}; the cases are {', '.join(CROSSVAL_CASES)}")
+_configured = set(CROSSVAL["backends"]) | set(CROSSVAL["sweep"]["backends"])
+_julia = sorted(name for name in _configured if name.startswith("diffeqflux"))
+if CROSSVAL_JULIA == "require" and _julia:
+    _reason = julia_unavailable_reason("require")
+    if _reason:
+        stop(f"config: crossval.julia is require, so {', '.join(_julia)} must run, but: {_reason}")
+_torch = sorted(name for name in _configured if name.startswith("torchdiffeq"))
+if _torch and importlib.util.find_spec("torch") is None:
+    stop(f"config: crossval lists {', '.join(_torch)}, but torch is not installed: pip install -e '.[torch]'")
+for _name, _spec in CROSSVAL_CASES.items():
+    settings_file(
+        f"crossval/{_name}",
+        {"name": _name, "spec": _spec, "seed": config["seed"], "rtol": CROSSVAL["rtol"], "atol": CROSSVAL["atol"]},
+    )
 
 
 wildcard_constraints:
-    case="|".join(crossval_cases()),
+    case=alternatives(CROSSVAL_CASES),
     backend="[a-z0-9-]+",
+
+
+CROSSVAL_SWEEP_FILES = {  # backend -> its result files, one per tolerance of the sweep (rtol_1e-05.npz)
+    backend: [f"results/crossval/sweep/{backend}/rtol_{float(r):.0e}.npz" for r in CROSSVAL["sweep"]["rtols"]]
+    for backend in set(CROSSVAL["sweep"]["backends"]) | {"{backend}"}
+}
+CROSSVAL_MODELS = {  # a case exported from a trained classifier needs its model file
+    name: [spec["field"]["model"]] if spec["field"]["kind"] == "classifier" else []
+    for name, spec in CROSSVAL_CASES.items()
+}
+CROSSVAL_OUTPUTS = [
+    f"results/crossval/{name}"
+    for name in ("summary.csv", "summary.md", "backends.csv", "nfe.png", "sweep.csv", "sweep.png")
+]
 
 
 rule crossval_case:
     input:
-        crossval_case_inputs,
+        lambda w: CROSSVAL_MODELS[w.case],
+        settings="results/settings/crossval/{case}.json",
     output:
         npz="results/crossval/cases/{case}.npz",
         meta="results/crossval/cases/{case}.json",
     params:
-        spec=crossval_case_spec,
-        seed=config["seed"],
-        rtol=config["crossval"]["rtol"],
-        atol=config["crossval"]["atol"],
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/crossval/cases/{case}.log",
     benchmark:
         "benchmarks/crossval/cases/{case}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode --threads {params.jax_threads} crossval make-case --name {wildcards.case} "
-        "--spec '{params.spec}' --seed {params.seed} --rtol {params.rtol} --atol {params.atol} "
+        "pyode --threads {params.jax_threads} crossval make-case --settings {input.settings} "
         "--out {output.npz} > {log} 2>&1"
 
 
@@ -39,14 +74,14 @@ rule crossval_run:
     output:
         "results/crossval/runs/{case}/{backend}.npz",
     params:
-        julia=crossval_julia_mode(),
+        julia=CROSSVAL_JULIA,
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/crossval/runs/{case}/{backend}.log",
     benchmark:
         "benchmarks/crossval/runs/{case}/{backend}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval run --backend {wildcards.backend} "
@@ -55,11 +90,7 @@ rule crossval_run:
 
 rule crossval_summary:
     input:
-        [
-            f"results/crossval/runs/{case}/{backend}.npz"
-            for case in crossval_cases()
-            for backend in config["crossval"]["backends"]
-        ],
+        [f"results/crossval/runs/{case}/{backend}.npz" for case in CROSSVAL_CASES for backend in CROSSVAL["backends"]],
     output:
         csv=report(
             "results/crossval/summary.csv",
@@ -76,12 +107,12 @@ rule crossval_summary:
     params:
         out_dir=lambda w, output: os.path.dirname(output.csv),
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/crossval/summary.log",
     benchmark:
         "benchmarks/crossval/summary.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval summarise --results {input} "
@@ -90,23 +121,20 @@ rule crossval_summary:
 
 rule crossval_sweep_run:
     input:
-        npz=lambda w: f"results/crossval/cases/{config['crossval']['sweep']['case']}.npz",
-        meta=lambda w: f"results/crossval/cases/{config['crossval']['sweep']['case']}.json",
+        npz=f"results/crossval/cases/{CROSSVAL['sweep']['case']}.npz",
+        meta=f"results/crossval/cases/{CROSSVAL['sweep']['case']}.json",
     output:
-        [
-            f"results/crossval/sweep/{{backend}}/rtol_{crossval_rtol_tag(r)}.npz"
-            for r in config["crossval"]["sweep"]["rtols"]
-        ],
+        CROSSVAL_SWEEP_FILES["{backend}"],
     params:
-        tolerances=",".join(str(float(r)) for r in config["crossval"]["sweep"]["rtols"]),
-        julia=crossval_julia_mode(),
+        tolerances=",".join(str(float(r)) for r in CROSSVAL["sweep"]["rtols"]),
+        julia=CROSSVAL_JULIA,
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/crossval/sweep/{backend}.log",
     benchmark:
         "benchmarks/crossval/sweep/{backend}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval run --backend {wildcards.backend} "
@@ -116,7 +144,7 @@ rule crossval_sweep_run:
 
 rule crossval_sweep_summary:
     input:
-        [f for backend in config["crossval"]["sweep"]["backends"] for f in crossval_sweep_files(backend)],
+        [path for backend in CROSSVAL["sweep"]["backends"] for path in CROSSVAL_SWEEP_FILES[backend]],
     output:
         csv="results/crossval/sweep.csv",
         figure=report(
@@ -126,12 +154,12 @@ rule crossval_sweep_summary:
         ),
     params:
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/crossval/sweep_summary.log",
     benchmark:
         "benchmarks/crossval/sweep_summary.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval sweep-summary --results {input} "

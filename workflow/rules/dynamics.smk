@@ -1,56 +1,74 @@
-# Learning dynamics (issue 3): Van der Pol, linear and two-layer spirals, A-to-B regression.
-# Each system: noisy trajectories (float64 truth) -> one training run per fit (float32) ->
-# one evaluation of all its fits. Helpers dynamics_* live in common.smk.
+# Learning dynamics (pyode.experiments.dynamics): per system, noisy trajectories (float64 truth);
+# per fit, a training run (float32); per system, one evaluation of all its fits with five figures.
+from pyode.experiments import dynamics
+
+DYNAMICS = plan(dynamics)
+DYNAMICS_SYSTEMS = {}
+for _run, _settings in DYNAMICS.items():
+    settings_file(f"dynamics/{_run}", _settings.to_dict())
+    settings_file(f"dynamics/data/{_settings.system}", _settings.part(dynamics.DataSettings).to_dict())
+    DYNAMICS_SYSTEMS.setdefault(_settings.system, []).append(_settings.fit.name)
+
 
 wildcard_constraints:
-    system="|".join(dynamics_systems()),
-    fit="[A-Za-z0-9_-]+",
+    system=alternatives(DYNAMICS_SYSTEMS),
+    fit=alternatives({fit for fits in DYNAMICS_SYSTEMS.values() for fit in fits}),
+
+
+DYNAMICS_OUTPUTS = [
+    f"results/dynamics/{system}/{name}"
+    for system in DYNAMICS_SYSTEMS
+    for name in ("metrics.json", "loss.png", "trajectories.png", "field.png", "snapshots.png", "training.gif")
+]
 
 
 rule dynamics_data:
+    input:
+        settings="results/settings/dynamics/data/{system}.json",
     output:
         "results/dynamics/{system}/data.npz",
-    params:
-        settings=dynamics_data_settings,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/dynamics/data/{system}.log",
     benchmark:
         "benchmarks/dynamics/data/{system}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode --threads 1 dynamics-data --system {wildcards.system} "
-        "--settings '{params.settings}' --out {output} > {log} 2>&1"
+        "pyode --threads 1 dynamics-data --settings {input.settings} --out {output} > {log} 2>&1"
 
 
 rule dynamics_train:
     input:
-        "results/dynamics/{system}/data.npz",
+        data="results/dynamics/{system}/data.npz",
+        settings="results/settings/dynamics/{system}/{fit}.json",
     output:
-        model="results/dynamics/{system}/{fit}/model.eqx",
-        model_meta="results/dynamics/{system}/{fit}/model.json",
+        model="results/dynamics/{system}/{fit}/model.npz",
         history="results/dynamics/{system}/{fit}/history.jsonl",
         snapshots="results/dynamics/{system}/{fit}/snapshots.npz",
     params:
-        settings=dynamics_run_settings,
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/dynamics/train/{system}/{fit}.log",
     benchmark:
         "benchmarks/dynamics/train/{system}/{fit}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 2
     shell:
-        "pyode --threads {params.jax_threads} dynamics-train --data {input} --fit {wildcards.fit} "
-        "--settings '{params.settings}' --out {params.out} --no-progress > {log} 2>&1"
+        "pyode --threads {params.jax_threads} dynamics-train --data {input.data} "
+        "--settings {input.settings} --out {params.out} --no-progress > {log} 2>&1"
 
 
 rule dynamics_evaluate:
     input:
-        unpack(dynamics_evaluate_inputs),
+        data="results/dynamics/{system}/data.npz",
+        runs=lambda w: [
+            f"results/dynamics/{w.system}/{fit}/{name}"
+            for fit in DYNAMICS_SYSTEMS[w.system]
+            for name in ("model.npz", "history.jsonl", "snapshots.npz")
+        ],
     output:
         metrics="results/dynamics/{system}/metrics.json",
         loss=report(
@@ -84,15 +102,15 @@ rule dynamics_evaluate:
             subcategory="{system}",
         ),
     params:
-        runs=lambda w: [f"results/dynamics/{w.system}/{fit}" for fit in dynamics_fits(w.system)],
+        runs=lambda w: [f"results/dynamics/{w.system}/{fit}" for fit in DYNAMICS_SYSTEMS[w.system]],
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/dynamics/evaluate/{system}.log",
     benchmark:
         "benchmarks/dynamics/evaluate/{system}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 2
     shell:
         "pyode --threads {params.jax_threads} dynamics-evaluate --data {input.data} "

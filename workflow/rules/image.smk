@@ -1,54 +1,84 @@
-# Image ODE-Net (Chen et al. 2018): data -> one job per (data set, run) -> table and figures per data set.
-# Runs: odenet/{solver}-{adjoint} over the grid, and the baselines. Config section: `image`; docs/image.md.
+# Image ODE-Net (pyode.experiments.image): per data set, its data; per data set and run (the
+# solver x gradient-method grid and the baselines), a training run evaluated after every epoch;
+# per data set, a table and three figures. docs/image.md.
+from pathlib import Path
+
+from pyode.data import MNIST_FILES, find_mnist_file
+from pyode.experiments import image
+
+IMAGE = plan(image)
+IMAGE_RUNS = {}
+for _run, _settings in IMAGE.items():
+    settings_file(f"image/{_run}", _settings.to_dict())
+    settings_file(f"image/data/{_settings.dataset}", _settings.part(image.DataSettings).to_dict())
+    IMAGE_RUNS.setdefault(_settings.dataset, []).append(_settings.run_name())
+
+
+_mnist = config["image"]["mnist"]
+_found = {name: find_mnist_file(_mnist["folder"], name) for name in MNIST_FILES.values()}
+MNIST_INPUTS = [str(path) for path in _found.values() if path] if "mnist" in IMAGE_RUNS else []
+# The MNIST files present are inputs of its data rule, so that adding or fixing them reruns it.
+_missing = [name for name, path in _found.items() if path is None]
+_downloads = Path(_mnist["folder"]).resolve() == Path("resources/mnist").resolve()
+if "mnist" in IMAGE_RUNS and _mnist["policy"] == "require" and _missing and not _downloads:
+    stop(f"config: image.mnist.policy is require but {_mnist['folder']} lacks {', '.join(_missing)}")
+
+
+wildcard_constraints:
+    image_dataset=alternatives(IMAGE_RUNS),
+    image_run=alternatives({run for runs in IMAGE_RUNS.values() for run in runs}),
+
+
+IMAGE_OUTPUTS = [
+    f"results/image/{dataset}/{name}"
+    for dataset in IMAGE_RUNS
+    for name in ("summary.csv", "summary.md", "accuracy.png", "nfe.png", "time.png")
+]
+IMAGE_METRICS = [f"results/image/{dataset}/{run}/metrics.json" for dataset, runs in IMAGE_RUNS.items() for run in runs]
 
 
 rule image_data:
+    input:
+        settings="results/settings/image/data/{image_dataset}.json",
+        files=lambda w: MNIST_INPUTS if w.image_dataset == "mnist" else [],
     output:
         "results/image/data/{image_dataset}.npz",
-    params:
-        settings=image_data_settings,
-    wildcard_constraints:
-        image_dataset="digits|mnist",
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/image/data/{image_dataset}.log",
     benchmark:
         "benchmarks/image/data/{image_dataset}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode --threads 1 image-data --dataset {wildcards.image_dataset} "
-        "--settings '{params.settings}' --out {output} > {log} 2>&1"
+        "pyode --threads 1 image-data --settings {input.settings} --out {output} > {log} 2>&1"
 
 
 rule image_train:
     input:
-        "results/image/data/{image_dataset}.npz",
+        data="results/image/data/{image_dataset}.npz",
+        settings="results/settings/image/{image_dataset}/{image_run}.json",
     output:
         metrics="results/image/{image_dataset}/{image_run}/metrics.json",
         history="results/image/{image_dataset}/{image_run}/history.jsonl",
     params:
-        settings=image_run_settings,
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
-    wildcard_constraints:
-        image_dataset="digits|mnist",
-        image_run="|".join(image_runs()),
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/image/train/{image_dataset}/{image_run}.log",
     benchmark:
         "benchmarks/image/train/{image_dataset}/{image_run}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode --threads {params.jax_threads} image-train --no-progress --data {input} "
-        "--settings '{params.settings}' --out {params.out} > {log} 2>&1"
+        "pyode --threads {params.jax_threads} image-train --no-progress --data {input.data} "
+        "--settings {input.settings} --out {params.out} > {log} 2>&1"
 
 
 rule image_summary:
     input:
-        lambda w: [f"results/image/{w.image_dataset}/{run}/metrics.json" for run in image_runs()],
+        lambda w: [f"results/image/{w.image_dataset}/{run}/metrics.json" for run in IMAGE_RUNS[w.image_dataset]],
     output:
         csv=report(
             "results/image/{image_dataset}/summary.csv",
@@ -77,14 +107,12 @@ rule image_summary:
         ),
     params:
         out_dir=lambda w, output: os.path.dirname(output.csv),
-    wildcard_constraints:
-        image_dataset="digits|mnist",
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/image/summary/{image_dataset}.log",
     benchmark:
         "benchmarks/image/summary/{image_dataset}.tsv"
+    conda:
+        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads 1 image-summary {input} --dataset {wildcards.image_dataset} "

@@ -1,0 +1,211 @@
+"""What every experiment does the same way: settings from files, a training run, its summary, metrics.
+
+An experiment module has one shape (docs/architecture.md): a typed `Settings` with its
+defaults, then data -> model -> `train_run` -> evaluation -> `write_metrics` and figures.
+"""
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import atomic_write, jax_device, read_json, versions, write_json
+from ..models import save_model
+from ..train import OptaxStepper, TrainOptions, TrainState, clear_state, fit, make_optimizer, run_identity
+from ._settings import Section, SettingsError
+
+STATE_DIR = "train-state"
+"""A run's training state lives in this sub-folder of its output folder until the run finishes."""
+
+
+def load_settings(resolve: Callable[[dict, str], Section], source: str | Path | dict | None) -> Section:
+    """An experiment's settings: `resolve(changes, where)` of a settings file (JSON or YAML) or a dict.
+
+    Errors name the file (and, for YAML syntax, the line).
+    """
+    if source is None or isinstance(source, dict):
+        return resolve(source or {}, "settings")
+    path = Path(source)
+    if not path.is_file():
+        raise SettingsError(f"settings file {path} does not exist")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            changes = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise SettingsError(
+                f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"
+            ) from None
+    else:
+        changes = read_json(path)
+    try:
+        return resolve(changes or {}, "settings")
+    except SettingsError as error:
+        raise SettingsError(f"{path}: {error}") from None
+
+
+def train_run(
+    stepper,
+    batch_at: Callable[[int], Any],
+    settings: Section,
+    out_dir: str | Path,
+    *,
+    options: TrainOptions,
+    inputs: dict[str, str | Path],
+    save_outputs: Callable[[TrainState, dict], None],
+    observe: Callable[[int, Any], dict | None] | None = None,
+) -> TrainState:
+    """Train under the run's identity (its settings and the digests of `inputs`), then write its outputs.
+
+    The state lives in `out_dir/train-state/` while training; `save_outputs(state, identity)`
+    writes what the run leaves (model, extras), history.jsonl is written beside it, and the
+    state is removed, so that a finished run leaves nothing to resume.
+    """
+    out_dir = Path(out_dir)
+    identity = run_identity(settings.to_dict(), inputs)
+    state_dir = out_dir / STATE_DIR
+    state = fit(stepper, batch_at, options, state_dir, identity=identity["digest"], observe=observe)
+    save_outputs(state, identity)
+    write_history(out_dir / "history.jsonl", state.history)
+    clear_state(state_dir)
+    return state
+
+
+def train_model(
+    model,
+    loss_fn: Callable,
+    batch_at: Callable[[int], Any],
+    settings: Section,
+    out_dir: str | Path,
+    *,
+    experiment: str,
+    kind: str,
+    spec: dict,
+    options: TrainOptions,
+    data_path: str | Path,
+    observe: Callable[[int, Any], dict | None] | None = None,
+    extra_outputs: Callable[[TrainState, Any], None] | None = None,
+) -> TrainState:
+    """`train_run` of an Equinox model with optax: the trained model is written to `out_dir/model.npz`
+    (`pyode.models.save_model` with its `kind`, build `spec`, settings and identity), then any
+    `extra_outputs(state, model)`."""
+    out_dir = Path(out_dir)
+    stepper = OptaxStepper(model, loss_fn, make_optimizer(options))
+
+    def save_outputs(state: TrainState, identity: dict) -> None:
+        trained = stepper.model(state.params)
+        metadata = {"experiment": experiment, "settings": settings.to_dict(), "identity": identity}
+        save_model(out_dir / "model.npz", trained, kind=kind, spec=spec, metadata=metadata)
+        if extra_outputs is not None:
+            extra_outputs(state, trained)
+
+    return train_run(
+        stepper,
+        batch_at,
+        settings,
+        out_dir,
+        options=options,
+        inputs={"data": data_path},
+        save_outputs=save_outputs,
+        observe=observe,
+    )
+
+
+def write_history(path: str | Path, history: list[dict]) -> None:
+    """One JSON record per training step, written atomically."""
+    atomic_write(path, "".join(json.dumps(record) + "\n" for record in history))
+
+
+def read_history(path: str | Path) -> list[dict]:
+    """The records of a history.jsonl file."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def summarise_history(history: list[dict]) -> dict[str, float]:
+    """Training cost from a history: steps, final loss, evaluations per step and time.
+
+    Evaluation counts are means over the last tenth of the steps (at least 100): forward
+    from every step there, backward from the counted steps among them.
+    """
+    window = history[-max(100, len(history) // 10) :]
+    counted = [r["nfe_backward"] for r in window if "nfe_backward" in r]
+    counted = counted or [r["nfe_backward"] for r in history if "nfe_backward" in r]
+    seconds = np.array([r["seconds"] for r in history])
+    return {
+        "train_steps": len(history),
+        "final_train_loss": history[-1]["loss"],
+        "nfe_forward_per_step": float(np.mean([r["nfe_forward"] for r in window]))
+        if "nfe_forward" in window[-1]
+        else math.nan,
+        "nfe_backward_per_step": float(np.mean(counted)) if counted else math.nan,
+        "median_step_seconds": float(np.median(seconds[1:] if len(seconds) > 1 else seconds)),
+        "first_step_seconds": float(seconds[0]),
+        "train_seconds": float(seconds.sum()),
+    }
+
+
+HISTORY_UNITS = {
+    "train_steps": "steps",
+    "final_train_loss": "",
+    "nfe_forward_per_step": "evaluations",
+    "nfe_backward_per_step": "evaluations",
+    "median_step_seconds": "s",
+    "first_step_seconds": "s",
+    "train_seconds": "s",
+}
+
+
+def write_metrics(
+    path: str | Path,
+    *,
+    experiment: str,
+    runs: dict[str, dict[str, Any]],
+    settings: dict[str, dict],
+    units: dict[str, str],
+    details: dict | None = None,
+    status: str = "ok",
+    reason: str = "",
+    dtype: str = "float32",
+) -> dict:
+    """Write an experiment's metrics.json in the one shape the summary and `pyode compare` read.
+
+    `runs` maps a run's name (e.g. `spiral/node`) to its scalar metrics, `settings` to its
+    resolved settings; `units` gives each metric's unit ("" for none); `details` holds what
+    is not a scalar (per-epoch curves, a recovered matrix).
+    """
+    record = {
+        "experiment": experiment,
+        "status": status,
+        **({"reason": reason} if reason else {}),
+        "runs": [
+            {"run": name, "metrics": _finite_or_none(metrics), "settings": settings.get(name, {})}
+            for name, metrics in runs.items()
+        ],
+        "units": units,
+        "details": details or {},
+        "dtype": dtype,
+        "device": jax_device(),
+        "versions": versions(),
+    }
+    write_json(path, record)
+    return record
+
+
+def run_metrics(record: dict, run: str) -> dict[str, Any]:
+    """The scalar metrics of one run of a metrics.json record."""
+    for entry in record["runs"]:
+        if entry["run"] == run:
+            return entry["metrics"]
+    raise KeyError(f"no run {run!r}; the record has {[r['run'] for r in record['runs']]}")
+
+
+def _finite_or_none(metrics: dict) -> dict:
+    """JSON has no NaN: a metric that is not a finite number is written as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

@@ -1,0 +1,491 @@
+"""The image ODE-Net (Chen et al. 2018): a solver x gradient-method study with ResNet and no-ODE baselines.
+
+Data: scikit-learn's 8x8 digits, or MNIST under its data policy (`pyode.data.prepare_mnist`).
+Model: downsampling -> ODE block (or residual blocks, or nothing) -> classifier
+(`pyode.models.make_image_classifier`, float32). Training: softmax cross-entropy over epochs,
+the test set evaluated after each. Evaluation: accuracy, NFE, time per epoch and memory per
+run; a table and three figures per data set.
+"""
+
+import csv
+import dataclasses
+import io
+import resource
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .. import load_arrays, save_arrays, status_message
+from ..data import MNIST_MIRRORS, ImageSplit, load_digits_split, normalise, prepare_mnist, random_crop
+from ..models import IMAGE_MODEL_KINDS, build_model, parameter_count
+from ..train import SCHEDULES
+from ._common import HISTORY_UNITS, summarise_history, train_model, write_history, write_metrics
+from ._sections import SolveSettings, TrainSettings
+from ._settings import Section, SettingsError, data_part, option, unique_names
+
+EXPERIMENT = "image"
+DATASETS = ("digits", "mnist")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData(Section):
+    """Random subsets of the training and test images (null: all) and random-crop padding."""
+
+    train_subset: int | None = option(None, minimum=1)
+    test_subset: int | None = option(None, minimum=1)
+    crop_padding: int = option(0, minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageModel(Section):
+    """The network (`pyode.models.make_image_classifier`): its kind, width and layout."""
+
+    kind: str = option("odenet", choices=IMAGE_MODEL_KINDS)
+    width: int = option(32, minimum=1)
+    norm: str = option("group", choices=("group", "none"))
+    dropout: float = option(0.0, minimum=0, maximum=0.99)
+    downsampling: str = option("conv", choices=("conv", "residual"))
+    downsampling_layers: int = option(2, minimum=0)
+    resnet_blocks: int = option(1, minimum=1)
+    conv_gradient: str = option("im2col", choices=("im2col", "lax"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTrain(TrainSettings):
+    """Epochs of shuffled batches; `milestones` (epochs) and `decay` shape the `step` schedule."""
+
+    epochs: int = option(10, minimum=1)
+    batch_size: int = option(128, minimum=1)
+    learning_rate: float = option(1e-3, above=0)
+    schedule: str = option("cosine", choices=SCHEDULES)
+    milestones: tuple[float, ...] = option(())
+    decay: float = option(0.1, above=0)
+    eval_batch_size: int = option(1000, minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Section):
+    """A data set and where it comes from (`source`: the digits split, or MNIST's folder and policy)."""
+
+    dataset: str = option("digits", choices=DATASETS)
+    source: dict = option({})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(DataSettings):
+    """One run: its data set, subsets, network, solve, training."""
+
+    seed: int = option(42, minimum=0)
+    data: ImageData = option(ImageData())
+    model: ImageModel = option(ImageModel())
+    solve: SolveSettings = option(SolveSettings(solver="rk4", rtol=None, atol=None, steps=4))
+    train: ImageTrain = option(ImageTrain())
+
+    def run_name(self) -> str:
+        """`odenet/{solver}-{adjoint}` for an ODE-Net, the model kind for a baseline."""
+        if self.model.kind == "odenet":
+            return f"odenet/{self.solve.solver}-{self.solve.adjoint}"
+        return self.model.kind
+
+
+def resolve(changes: dict, where: str = "settings") -> Settings:
+    """The defaults overlaid with `changes`, checked."""
+    return Settings().overlay(changes, where)
+
+
+def plan(section: dict, *, seed: int) -> dict[str, Settings]:
+    """Every run of the config's `image` section, by name `dataset/run`, resolved and checked.
+
+    Each data set runs the grid `solvers` x `adjoints` (adaptive solvers with `solve.rtol`
+    and `solve.atol`, the others with `solve.steps`) and the `baselines`.
+    """
+    unique_names(section["datasets"], "image.datasets")
+    solve = section["solve"]
+    runs = {}
+    for entry in section["datasets"]:
+        dataset = entry["name"]
+        common = {
+            "seed": seed,
+            "dataset": dataset,
+            "source": source_settings(section, entry),
+            **{key: entry[key] for key in ("data", "model", "train") if key in entry},
+        }
+        variants = {
+            f"odenet/{solver}-{adjoint}": {
+                "model": {"kind": "odenet"},
+                "solve": {"solver": solver, "adjoint": adjoint}
+                | (
+                    {"rtol": solve["rtol"], "atol": solve["atol"]}
+                    if solver in solve["adaptive"]
+                    else {"steps": solve["steps"]}
+                ),
+            }
+            for solver in section["solvers"]
+            for adjoint in section["adjoints"]
+        }
+        variants.update({baseline: {"model": {"kind": baseline}} for baseline in section["baselines"]})
+        for run, changes in variants.items():
+            name = f"{dataset}/{run}"
+            settings = Settings().overlay(common, f"image[{name}]")
+            runs[name] = settings.overlay(
+                {"model": {**settings.model.to_dict(), **changes["model"]}, **changes}, f"image[{name}]"
+            )
+    return runs
+
+
+def source_settings(section: dict, entry: dict) -> dict:
+    """Where a data set comes from: the digits split, or MNIST's folder, policy and mirrors."""
+    if entry["name"] == "digits":
+        return dict(entry.get("split", {}))
+    mnist = section["mnist"]
+    policy = mnist["policy"]
+    return {
+        "folder": mnist["folder"],
+        "policy": "off" if policy is False else policy,
+        "download_folder": "resources/mnist",
+        "mirrors": mnist["mirrors"],
+        "timeout": mnist["timeout"],
+    }
+
+
+def resolve_data(changes: dict, where: str = "settings") -> DataSettings:
+    """The data stage's defaults overlaid with `changes` (a run's other settings ignored), checked."""
+    return DataSettings().overlay(data_part(changes, Settings, DataSettings), where)
+
+
+def make_data(settings: DataSettings, out: str | Path) -> str:
+    """Write the data set's split to `out` and return where it came from.
+
+    A data set skipped under MNIST's `auto` policy is written as a file holding the reason.
+    """
+    source = dict(settings.source)
+    if settings.dataset == "digits":
+        split = load_digits_split(**source)
+        origin = f"scikit-learn digits, stratified split with seed {source.get('split_seed', 0)}"
+    else:
+        split, origin = prepare_mnist(
+            source.get("folder", "resources/mnist"),
+            policy=source.get("policy", "auto"),
+            fetch_into=source.get("download_folder", "resources/mnist"),
+            mirrors=source.get("mirrors", MNIST_MIRRORS),
+            timeout=source.get("timeout", 10.0),
+        )
+    if split is None:
+        save_arrays(out, {}, {"kind": "skipped", "reason": origin})
+    else:
+        split.save(out)
+    return origin
+
+
+def load_data(path: str | Path) -> tuple[ImageSplit | None, str]:
+    """A split written by `make_data`, or None and the reason it was skipped."""
+    _, metadata = load_arrays(path)
+    if metadata.get("kind") == "skipped":
+        return None, metadata["reason"]
+    return ImageSplit.load(path), ""
+
+
+def _subset(x, y, size, seed):
+    if size is None:
+        return x, y
+    if size > len(x):
+        raise SettingsError(f"a subset of {size} images was asked for; the data hold {len(x)}")
+    index = np.sort(np.random.default_rng(seed).choice(len(x), size, replace=False))
+    return x[index], y[index]
+
+
+def cross_entropy(model, batch) -> tuple[jax.Array, dict]:
+    """Mean softmax cross-entropy of (images, labels[, dropout key]), with accuracy and the solve's stats."""
+    x, y, *key = batch
+    logits, stats = model(x, key=key[0] if key else None)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == y), **stats}
+
+
+@eqx.filter_jit
+def _evaluate_batch(model, x, y, weight):
+    logits, stats = model(x)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return (losses * weight).sum(), ((jnp.argmax(logits, -1) == y) * weight).sum(), stats
+
+
+def evaluate_images(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
+    """Loss, accuracy and mean forward NFE per batch over normalised images (last batch padded)."""
+    total_loss = correct = 0.0
+    nfes = []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        weight = np.ones(batch_size, np.float32)
+        if len(xb) < batch_size:
+            pad = batch_size - len(xb)
+            weight[len(xb) :] = 0.0
+            xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        loss, right, stats = _evaluate_batch(model, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(weight))
+        if int(stats["solver_status"]):
+            raise RuntimeError(
+                f"the solver failed on the test set: {status_message(int(stats['solver_status']))}"
+            )
+        total_loss += float(loss)
+        correct += float(right)
+        nfes.append(int(stats["nfe_forward"]))
+    return {"loss": total_loss / len(x), "accuracy": correct / len(x), "nfe_forward": float(np.mean(nfes))}
+
+
+def peak_memory() -> dict:
+    """Peak resident memory of this process (getrusage ru_maxrss: host RAM, JAX runtime and
+    compilation included) and, where the device reports it (GPUs), peak device memory in use."""
+    found = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        found["device_peak_mib"] = stats["peak_bytes_in_use"] / 2**20
+    return found
+
+
+UNITS = {
+    **HISTORY_UNITS,
+    "parameters": "parameters",
+    "train_images": "images",
+    "test_images": "images",
+    "epochs": "epochs",
+    "steps_per_epoch": "steps",
+    "batch_size": "images",
+    "final_test_accuracy": "fraction",
+    "final_test_loss": "",
+    "final_train_accuracy": "fraction",
+    "final_train_loss": "",
+    "test_nfe_forward": "evaluations",
+    "seconds_per_epoch": "s",
+    "steady_seconds_per_epoch": "s",
+    "peak_rss_mib": "MiB",
+    "device_peak_mib": "MiB",
+}
+
+
+def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True) -> dict:
+    """Train on the split at `data_path`, evaluating on the test set after every epoch.
+
+    Writes metrics.json (final and per-epoch metrics), history.jsonl and model.npz to
+    `out_dir`. A data set skipped for want of its files gives metrics.json with status
+    `skipped` and the reason.
+    """
+    out_dir = Path(out_dir)
+    name = f"{settings.dataset}/{settings.run_name()}"
+    split, reason = load_data(data_path)
+    if split is None:
+        write_history(out_dir / "history.jsonl", [])
+        return write_metrics(
+            out_dir / "metrics.json",
+            experiment=EXPERIMENT,
+            runs={name: {}},
+            settings={name: settings.to_dict()},
+            units=UNITS,
+            status="skipped",
+            reason=reason,
+        )
+    if split.name != settings.dataset:
+        raise SettingsError(
+            f"{data_path} holds {split.name!r} images; the settings are for {settings.dataset!r}"
+        )
+    seed, data, train_settings = settings.seed, settings.data, settings.train
+    raw_train, y_train = _subset(split.x_train, split.y_train, data.train_subset, seed)
+    raw_test, y_test = _subset(split.x_test, split.y_test, data.test_subset, seed + 1)
+    x_train = normalise(raw_train, split.name, split.pixel_max)
+    x_test = normalise(raw_test, split.name, split.pixel_max)
+    batch_size = train_settings.batch_size
+    if batch_size > len(x_train):
+        raise SettingsError(f"train.batch_size is {batch_size}; the training set has {len(x_train)} images")
+    steps_per_epoch = len(x_train) // batch_size
+    dropout = settings.model.dropout > 0
+
+    def batch_at(step: int):
+        epoch, position = divmod(step, steps_per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
+        index = order[position * batch_size : (position + 1) * batch_size]
+        if data.crop_padding:
+            cropped = random_crop(raw_train[index], data.crop_padding, np.random.default_rng([seed, step, 1]))
+            images = normalise(cropped, split.name, split.pixel_max)
+        else:
+            images = x_train[index]
+        batch = (jnp.asarray(images), jnp.asarray(y_train[index]))
+        return batch + (jax.random.PRNGKey(seed + step),) if dropout else batch
+
+    def evaluate_after_epoch(steps_done: int, model) -> dict | None:
+        if steps_done == 0 or steps_done % steps_per_epoch:
+            return None
+        tic = time.perf_counter()
+        test = evaluate_images(model, x_test, y_test, train_settings.eval_batch_size)
+        record = {"epoch": steps_done // steps_per_epoch, **{f"test_{k}": v for k, v in test.items()}}
+        return record | {"eval_seconds": time.perf_counter() - tic}
+
+    classes = int(max(split.y_train.max(), split.y_test.max())) + 1
+    spec = {
+        **settings.model.to_dict(),
+        "channels": 1,
+        "classes": classes,
+        "solve_options": {**settings.solve.options(), "throw": False},
+    }
+    model = build_model("image_classifier", spec, key=jax.random.PRNGKey(seed))
+    options = train_settings.options(
+        steps=train_settings.epochs * steps_per_epoch,
+        description=f"image {name}",
+        progress=progress,
+        milestones=[int(epoch * steps_per_epoch) for epoch in train_settings.milestones],
+    )
+    outcome = {}
+
+    def save_metrics(state, final):
+        epochs = per_epoch(state.history, state.observations, steps_per_epoch)
+        metrics = {
+            **summarise_history(state.history),
+            "parameters": parameter_count(final),
+            "train_images": len(x_train),
+            "test_images": len(x_test),
+            "epochs": len(epochs),
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size,
+            "final_test_accuracy": epochs[-1]["test_accuracy"],
+            "final_test_loss": epochs[-1]["test_loss"],
+            "final_train_accuracy": epochs[-1]["train_accuracy"],
+            "final_train_loss": epochs[-1]["train_loss"],
+            "test_nfe_forward": epochs[-1]["test_nfe_forward"],
+            "seconds_per_epoch": float(np.mean([e["seconds"] for e in epochs])),
+            **peak_memory(),
+        }
+        metrics["steady_seconds_per_epoch"] = metrics["median_step_seconds"] * steps_per_epoch
+        outcome["record"] = write_metrics(
+            out_dir / "metrics.json",
+            experiment=EXPERIMENT,
+            runs={name: metrics},
+            settings={name: settings.to_dict()},
+            units=UNITS,
+            details={"per_epoch": epochs, "data": reason or split.name},
+        )
+
+    train_model(
+        model,
+        cross_entropy,
+        batch_at,
+        settings,
+        out_dir,
+        experiment=EXPERIMENT,
+        kind="image_classifier",
+        spec=spec,
+        options=options,
+        data_path=data_path,
+        observe=evaluate_after_epoch,
+        extra_outputs=save_metrics,
+    )
+    return outcome["record"]
+
+
+def per_epoch(history: list[dict], evaluations: list[dict], steps_per_epoch: int) -> list[dict]:
+    """Per-epoch records: means of the training steps (loss, accuracy, forward NFE, counted backward
+    NFE), their summed seconds, and the test evaluation after the epoch."""
+    tests = {record["epoch"]: record for record in evaluations}
+    epochs = []
+    for epoch in range(1, len(history) // steps_per_epoch + 1):
+        steps = history[(epoch - 1) * steps_per_epoch : epoch * steps_per_epoch]
+        counted = [s["nfe_backward"] for s in steps if "nfe_backward" in s]
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean([s["loss"] for s in steps])),
+            "train_accuracy": float(np.mean([s["accuracy"] for s in steps])),
+            "nfe_forward": float(np.mean([s["nfe_forward"] for s in steps])),
+            "nfe_backward": float(np.mean(counted)) if counted else None,
+            "seconds": float(np.sum([s["seconds"] for s in steps])),
+        }
+        record.update({k: v for k, v in tests[epoch].items() if k != "epoch"})
+        epochs.append(record)
+    return epochs
+
+
+SUMMARY_COLUMNS = (
+    "run",
+    "status",
+    "parameters",
+    "train_images",
+    "epochs",
+    "final_test_accuracy",
+    "nfe_forward_per_step",
+    "nfe_backward_per_step",
+    "seconds_per_epoch",
+    "steady_seconds_per_epoch",
+    "peak_rss_mib",
+    "device_peak_mib",
+    "reason",
+)
+
+
+def summarise(records: list[dict], out_dir: str | Path, *, dataset: str) -> list[dict]:
+    """summary.csv, summary.md and the figures (accuracy, NFE, time per epoch) of one data set."""
+    from .. import atomic_write, plots
+
+    out_dir = Path(out_dir)
+    rows, finished = [], []
+    for record in records:
+        (entry,) = record["runs"]
+        settings = Settings().overlay(entry["settings"])
+        row = {"run": settings.run_name(), "status": record["status"], "reason": record.get("reason", "")}
+        row.update({k: entry["metrics"].get(k) for k in SUMMARY_COLUMNS if k in entry["metrics"]})
+        rows.append(row)
+        if record["status"] == "ok":
+            finished.append(_plot_run(settings, record))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out_dir / "summary.csv", table.getvalue())
+    atomic_write(out_dir / "summary.md", _markdown_table(rows, dataset))
+    title = f"image ODE-Net study on {dataset}"
+    plots.image_accuracy(finished, out_dir / "accuracy.png", title=title)
+    plots.image_nfe(finished, out_dir / "nfe.png", title=title)
+    plots.image_time(finished, out_dir / "time.png", title=title)
+    return rows
+
+
+def _plot_run(settings: Settings, record: dict) -> dict:
+    """What the image figures take of a run: its model, solver, gradient method and epochs."""
+    odenet = settings.model.kind == "odenet"
+    return {
+        "model": settings.model.kind,
+        "solver": settings.solve.solver if odenet else "",
+        "adjoint": settings.solve.adjoint if odenet else "",
+        "per_epoch": record["details"]["per_epoch"],
+        **record["runs"][0]["metrics"],
+    }
+
+
+def _markdown_table(rows: list[dict], dataset: str) -> str:
+    header = (
+        "| run | status | params | test acc | NFE fwd | NFE bwd | s/epoch | steady s/epoch | peak RSS MiB |"
+    )
+    lines = [f"# Image ODE-Net study: {dataset}", "", header, "|" + "---|" * 9]
+    for row in rows:
+        if row["status"] != "ok":
+            lines.append(f"| {row['run']} | {row['status']} |" + " |" * 7)
+            continue
+        lines.append(
+            f"| {row['run']} | ok | {row['parameters']} | {row['final_test_accuracy']:.4f} "
+            f"| {row['nfe_forward_per_step']:.1f} | {_number(row['nfe_backward_per_step'])} "
+            f"| {row['seconds_per_epoch']:.1f} | {row['steady_seconds_per_epoch']:.1f} "
+            f"| {row['peak_rss_mib']:.0f} |"
+        )
+    notes = (
+        "NFE: mean vector-field evaluations per training batch over the last tenth of training, "
+        "forward from the solver's step statistics, backward counted as they ran (every "
+        "`count_every` steps). s/epoch: summed step times (the first epoch includes compilation); "
+        "steady: median step time x steps per epoch. Peak RSS: the training process's maximum "
+        "resident memory (getrusage), JAX runtime and compilation included."
+    )
+    reasons = sorted({row["reason"] for row in rows if row["status"] != "ok"})
+    return "\n".join(lines + ["", notes, ""] + [f"Skipped: {reason}" for reason in reasons] + [""])
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.1f}"

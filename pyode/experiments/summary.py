@@ -1,0 +1,167 @@
+"""Every run side by side, and what changed between two result folders.
+
+`write_summary` gathers the experiments' metrics.json files into one tidy table
+(`results/summary.csv`: one row per run and metric, with its unit and the settings that
+differ between runs of that experiment) and one JSON file with everything. `compare` reads
+two result folders and says which settings and metrics differ, with relative differences.
+"""
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from .. import atomic_write, read_json, versions, write_json
+
+COLUMNS = ("experiment", "run", "metric", "value", "unit")
+
+
+def flatten(settings: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as {"train.steps": 4000, ...}; lists kept whole."""
+    flat = {}
+    for key, value in settings.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def load_records(paths: list[str | Path]) -> list[dict]:
+    """The metrics.json records at `paths`, each with the path it came from."""
+    records = []
+    for path in map(Path, paths):
+        record = read_json(path)
+        if not isinstance(record, dict) or "runs" not in record or "experiment" not in record:
+            raise ValueError(f"{path} is not an experiment's metrics.json (no experiment or runs)")
+        records.append({**record, "path": str(path)})
+    return records
+
+
+def varying_settings(records: list[dict]) -> dict[str, list[str]]:
+    """Per experiment, the flattened setting keys whose values differ between its runs."""
+    values: dict[str, dict[str, set]] = {}
+    for record in records:
+        for entry in record["runs"]:
+            for key, value in flatten(entry["settings"]).items():
+                values.setdefault(record["experiment"], {}).setdefault(key, set()).add(repr(value))
+    return {
+        experiment: sorted(key for key, seen in keys.items() if len(seen) > 1)
+        for experiment, keys in values.items()
+    }
+
+
+def tidy_rows(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """One row per (experiment, run, metric), with the varying settings as extra columns."""
+    varying = varying_settings(records)
+    setting_columns = sorted({key for keys in varying.values() for key in keys})
+    rows = []
+    for record in records:
+        for entry in record["runs"]:
+            flat = flatten(entry["settings"])
+            settings = {key: _cell(flat.get(key)) for key in varying.get(record["experiment"], [])}
+            for metric, value in entry["metrics"].items():
+                if isinstance(value, (int, float)) or value is None:
+                    rows.append(
+                        {
+                            "experiment": record["experiment"],
+                            "run": entry["run"],
+                            "metric": metric,
+                            "value": "" if value is None else value,
+                            "unit": record["units"].get(metric, ""),
+                            **settings,
+                        }
+                    )
+            if record["status"] != "ok":
+                rows.append(
+                    {
+                        "experiment": record["experiment"],
+                        "run": entry["run"],
+                        "metric": "status",
+                        "value": record["status"],
+                        "unit": record.get("reason", ""),
+                        **settings,
+                    }
+                )
+    return rows, setting_columns
+
+
+def write_summary(
+    metrics_paths: list[str | Path], csv_path: str | Path, json_path: str | Path, *, config=None
+):
+    """The tidy summary.csv and summary.json (every record, the workflow config, software versions)."""
+    records = load_records(metrics_paths)
+    rows, setting_columns = tidy_rows(records)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=[*COLUMNS, *setting_columns], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(csv_path, table.getvalue())
+    write_json(json_path, {"config": config, "versions": versions(), "runs": records})
+    return rows
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _records_of(folder: Path) -> list[dict]:
+    summary = folder / "summary.json"
+    if summary.exists():
+        return read_json(summary)["runs"]
+    paths = sorted(p for p in folder.rglob("metrics.json") if "train-state" not in p.parts)
+    if not paths:
+        raise FileNotFoundError(f"{folder} holds neither summary.json nor any metrics.json")
+    return load_records(paths)
+
+
+def _by_run(records: list[dict]) -> dict[tuple[str, str], dict]:
+    runs = {}
+    for record in records:
+        for entry in record["runs"]:
+            runs[(record["experiment"], entry["run"])] = {**entry, "units": record["units"]}
+    return runs
+
+
+def relative_difference(a, b) -> float:
+    """(b - a) / |a|; inf when a is 0 and b is not, 0 when both are."""
+    if a == b:
+        return 0.0
+    return (b - a) / abs(a) if a else math.inf
+
+
+def compare(folder_a: str | Path, folder_b: str | Path, *, timings: bool = False) -> str:
+    """A report of what differs between two result folders: settings, then metrics (with relative
+    differences), then runs found in only one. Timing metrics (unit s) only with `timings`."""
+    a, b = _by_run(_records_of(Path(folder_a))), _by_run(_records_of(Path(folder_b)))
+    lines = [f"pyode compare: A = {folder_a}, B = {folder_b}"]
+    common = [key for key in a if key in b]
+    settings_lines, metric_lines = [], []
+    for key in common:
+        label = f"{key[0]} {key[1]}"
+        flat_a, flat_b = flatten(a[key]["settings"]), flatten(b[key]["settings"])
+        for name in sorted(set(flat_a) | set(flat_b)):
+            if flat_a.get(name) != flat_b.get(name):
+                settings_lines.append(f"  {label}  {name}: {flat_a.get(name)!r} -> {flat_b.get(name)!r}")
+        metrics_a, metrics_b = a[key]["metrics"], b[key]["metrics"]
+        for name in sorted(set(metrics_a) & set(metrics_b)):
+            unit = a[key]["units"].get(name, "")
+            if unit == "s" and not timings:
+                continue
+            value_a, value_b = metrics_a[name], metrics_b[name]
+            if value_a != value_b:
+                change = ""
+                if isinstance(value_a, (int, float)) and isinstance(value_b, (int, float)):
+                    change = f" ({relative_difference(value_a, value_b):+.3%})"
+                metric_lines.append(f"  {label}  {name}: {value_a} -> {value_b}{change} {unit}".rstrip())
+    lines.append(f"settings that differ ({len(settings_lines)}):")
+    lines += settings_lines or ["  none"]
+    lines.append(f"metrics that differ ({len(metric_lines)}{'' if timings else ', timings left out'}):")
+    lines += metric_lines or ["  none"]
+    for only, here, there in (("A", a, b), ("B", b, a)):
+        missing = sorted(f"{k[0]} {k[1]}" for k in here if k not in there)
+        if missing:
+            lines.append(f"runs only in {only}: {', '.join(missing)}")
+    return "\n".join(lines) + "\n"

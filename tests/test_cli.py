@@ -1,0 +1,173 @@
+"""The `pyode` command as a user meets it: one-line errors with exit status 2, divergence with 1,
+interrupts with 130 / 143 and the state saved, corrupt files named, and resumption bit for bit."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from pyode import load_arrays
+
+TINY = {
+    "data": {"points_per_class": 40},
+    "field": {"width": 8, "depth": 1},
+    "solve": {"solver": "rk4", "steps": 3},
+    "train": {
+        "steps": 30,
+        "batch_size": 32,
+        "learning_rate": 1e-2,
+        "checkpoint_every": 10,
+        "count_every": 10,
+    },
+}
+
+
+def _pyode(*arguments, check=False, **kwargs) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pyode.cli", "--threads", "1", *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=600, **kwargs)
+
+
+def _write(path, settings):
+    path.write_text(json.dumps(settings))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    _pyode(
+        "classify-data",
+        "--settings",
+        _write(folder / "data.json", {"data": TINY["data"]}),
+        "--out",
+        folder / "spiral.npz",
+        check=True,
+    )
+    return folder / "spiral.npz"
+
+
+def _one_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_a_bad_setting_is_one_line_and_exit_status_2(tmp_path, data):
+    settings = _write(tmp_path / "s.json", {**TINY, "train": {**TINY["train"], "learning_rate": "fast"}})
+    result = _pyode("classify-train", "--data", data, "--settings", settings, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    line = _one_line(result)
+    assert "s.json" in line and "settings.train.learning_rate is 'fast' (str); expected a number" in line
+    debug = _pyode(
+        "--debug", "classify-train", "--data", data, "--settings", settings, "--out", tmp_path / "run"
+    )
+    assert "Traceback" in debug.stderr
+
+
+def test_data_that_is_not_a_split_is_named(tmp_path):
+    (tmp_path / "notes.npz").write_text("not an archive")
+    settings = _write(tmp_path / "s.json", TINY)
+    result = _pyode(
+        "classify-train", "--data", tmp_path / "notes.npz", "--settings", settings, "--out", tmp_path / "r"
+    )
+    assert result.returncode == 2
+    assert "notes.npz is truncated, altered or not a pyode array file" in _one_line(result)
+
+
+def test_a_corrupt_model_is_named_when_evaluated(tmp_path, data):
+    settings = _write(tmp_path / "s.json", TINY)
+    _pyode("classify-train", "--data", data, "--settings", settings, "--out", tmp_path / "run", check=True)
+    model = tmp_path / "run" / "model.npz"
+    content = bytearray(model.read_bytes())
+    content[len(content) // 2] ^= 0x10
+    model.write_bytes(bytes(content))
+    result = _pyode(
+        "classify-evaluate", "--run-dir", tmp_path / "run", "--data", data, "--run", "spiral/node"
+    )
+    assert result.returncode == 2
+    assert "model.npz is truncated, altered or not a pyode array file" in _one_line(result)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"train": {"learning_rate": 1e30}}, "training diverged at step 1: "),
+        (
+            {"solve": {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3, "max_steps": 2}},
+            "training diverged at step 0: the solver failed (max_steps_reached",
+        ),
+    ],
+    ids=["learning-rate-1e30", "solver-max-steps"],
+)
+def test_divergence_is_one_line_exit_1_and_keeps_a_finite_state(tmp_path, data, change, expected):
+    settings = json.loads(json.dumps(TINY))
+    for key, value in change.items():
+        settings[key] = {**settings[key], **value} if key != "solve" else value
+    result = _pyode(
+        "classify-train",
+        "--data",
+        data,
+        "--settings",
+        _write(tmp_path / "s.json", settings),
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
+    assert result.returncode == 1
+    line = _one_line(result)
+    assert expected in line and "train.learning_rate" in line
+    arrays, metadata = load_arrays(tmp_path / "run" / "train-state" / "checkpoint.npz")
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+    assert not (tmp_path / "run" / "model.npz").exists()
+
+
+def _model(run) -> dict:
+    arrays, _ = load_arrays(run / "model.npz")
+    return arrays
+
+
+@pytest.mark.slow
+def test_random_interrupts_resume_to_the_uninterrupted_parameters(tmp_path, data):
+    """SIGTERM and SIGINT at 10+ random moments, the first during the first compiled step."""
+    settings = json.loads(json.dumps(TINY))
+    settings["train"].update(steps=3000, checkpoint_every=500, count_every=50)
+    settings = _write(tmp_path / "s.json", settings)
+    arguments = ["classify-train", "--data", data, "--settings", settings, "--no-progress"]
+    _pyode(*arguments, "--out", tmp_path / "straight", check=True)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "pyode.cli", "--threads", "1", *map(str, arguments), "--out", str(run)]
+    rng = random.Random(0)
+    interrupts, first_step_caught, first_delay = 0, False, 0.3
+    while not (run / "model.npz").exists():
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        if not first_step_caught:
+            while not (run / "train-state").exists() and process.poll() is None:
+                time.sleep(0.01)
+            delay = first_delay
+        else:
+            delay = rng.uniform(0.2, 4.0)
+        time.sleep(delay)
+        signum = rng.choice([signal.SIGTERM, signal.SIGINT]) if interrupts < 12 else None
+        if signum is not None and process.poll() is None:
+            process.send_signal(signum)
+        _, stderr = process.communicate(timeout=300)
+        if process.returncode == 0:
+            break
+        assert process.returncode == 128 + signum, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+        interrupts += 1
+        if not first_step_caught:  # aim at the first step (compiling): a little later while it lands before
+            _, metadata = load_arrays(run / "train-state" / "checkpoint.npz")
+            assert metadata["step"] <= 1, f"the first interrupt came after step {metadata['step']}"
+            first_step_caught, first_delay = metadata["step"] == 1, first_delay + 0.3
+    assert interrupts >= 10
+    straight, resumed = _model(tmp_path / "straight"), _model(run)
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history] == list(range(3000))
+    assert not (run / "train-state").exists()

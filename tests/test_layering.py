@@ -1,0 +1,96 @@
+"""The package's layers: lower packages import no experiment; no package uses another's private modules."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pyode"
+ROOT = PACKAGE.parent
+LOWER = ("models", "data", "plots", "scratch", "reference", "crossval", "bench", "train")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[str]:
+    """Absolute names of every module `path` imports (`from X import y` gives X and X.y)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            found.append(base)
+            found += [f"{base}.{alias.name}" for alias in node.names]
+    return found
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_layers_and_public_names(path):
+    module = _module_name(path)
+    own_package = _module_name(path.parent / "__init__.py")
+    for name in _imports(path):
+        if not name.startswith("pyode"):
+            continue
+        if module.split(".")[1:2] and module.split(".")[1] in LOWER:
+            assert not name.startswith(("pyode.experiments", "pyode.cli")), f"{module} imports {name}"
+        if module.startswith("pyode.plots"):
+            assert name == "pyode" or name.startswith("pyode.plots"), f"plots import {name}"
+        parts = name.split(".")
+        private = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
+        if private is not None:
+            owner = ".".join(parts[:private])
+            assert owner == own_package, f"{module} imports {name}, private to {owner}"
+
+
+def test_scratch_imports_no_autodiff_library():
+    for path in (PACKAGE / "scratch").glob("*.py"):
+        for name in _imports(path):
+            assert name.split(".")[0] not in ("jax", "equinox", "diffrax", "optax", "torch"), (
+                f"{path}: {name}"
+            )
+
+
+def test_schema_names_are_the_registries():
+    import pyode
+    from pyode import bench, reference, scratch
+    from pyode.models import ACTIVATIONS
+    from pyode.train import OPTIMIZERS, SCHEDULES
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    names = {key: set(value["enum"]) for key, value in schema["$defs"].items() if "enum" in value}
+    assert names["solver"] == set(pyode.SOLVERS)
+    assert names["scratch_solver"] == set(scratch.TABLEAUS)
+    assert names["adjoint"] == set(pyode.ADJOINTS)
+    assert names["activation"] == set(ACTIVATIONS) == set(scratch.ACTIVATIONS)
+    assert names["schedule"] == set(SCHEDULES)
+    assert names["optimizer"] == set(OPTIMIZERS)
+    assert names["backend"] == set(reference.BACKENDS)
+    assert names["bench_method"] == {f"{lib}-{m}" for lib, methods in bench.METHODS.items() for m in methods}
+    declared = set(pyode.SOLVERS) | set(pyode.ADJOINTS) | set(ACTIVATIONS)
+
+    def enums(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("enum"), list):
+                yield node["enum"]
+            for value in node.values():
+                yield from enums(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from enums(value)
+
+    for enum in enums({k: v for k, v in schema.items() if k != "$defs"}):
+        assert not declared & set(enum), f"{enum} restates names that $defs declares"
