@@ -104,7 +104,7 @@ def summary(args) -> None:
 def compare(args) -> None:
     from .experiments import summary as experiment
 
-    print(experiment.compare(args.results_a, args.results_b, timings=args.timings), end="")
+    print(experiment.compare(args.results_a, args.results_b, resources=args.resources), end="")
 
 
 def defaults(args) -> None:
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     command = _command(commands, "compare", compare, "what differs between two result folders")
     command.add_argument("results_a", metavar="RESULTS_A")
     command.add_argument("results_b", metavar="RESULTS_B")
-    command.add_argument("--timings", action="store_true", help="also compare timings (unit s)")
+    command.add_argument("--resources", action="store_true", help="also compare time and memory (s, MiB)")
     command = _command(commands, "defaults", defaults, "print an experiment's default settings (YAML)")
     command.add_argument("experiment", choices=("classify", "dynamics", "image", "regression"))
     command.add_argument("--system", help="dynamics: the system whose defaults to show")

@@ -20,7 +20,9 @@ class Timing:
     """Seconds per call: the median of `repetitions` samples after warm-up, with min, max and quartiles.
 
     Each sample times `calls_per_sample` back-to-back calls (enough to last `min_sample_seconds`)
-    and divides by their number.
+    and divides by their number. `cpu_median` is the median of the same samples in this
+    process's CPU time (every thread's, XLA's and torch's included): unlike wall time it barely
+    moves when other processes share the cores, so ratios between methods use it too.
     """
 
     median: float
@@ -31,6 +33,8 @@ class Timing:
     repetitions: int
     calls_per_sample: int
     samples: list[float]
+    cpu_median: float
+    cpu_samples: list[float]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,12 +63,13 @@ def measure(
         function()
         one = max(time.perf_counter() - tic, 1e-9)
         calls = max(1, int(np.ceil(min_sample_seconds / one)))
-    samples = []
+    samples, cpu_samples = [], []
     for _ in range(repetitions):
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         for _ in range(calls):
             function()
         samples.append((time.perf_counter() - tic) / (calls * per_call))
+        cpu_samples.append((time.process_time() - cpu) / (calls * per_call))
     q1, median, q3 = np.percentile(samples, [25, 50, 75])
     return Timing(
         median=float(median),
@@ -75,6 +80,8 @@ def measure(
         repetitions=repetitions,
         calls_per_sample=calls,
         samples=[float(s) for s in samples],
+        cpu_median=float(np.median(cpu_samples)),
+        cpu_samples=[float(s) for s in cpu_samples],
     )
 
 

@@ -132,9 +132,13 @@ def relative_difference(a, b) -> float:
     return (b - a) / abs(a) if a else math.inf
 
 
-def compare(folder_a: str | Path, folder_b: str | Path, *, timings: bool = False) -> str:
+RESOURCE_UNITS = ("s", "MiB")
+"""Units of what a run costs on a machine (time, memory): they differ between any two runs."""
+
+
+def compare(folder_a: str | Path, folder_b: str | Path, *, resources: bool = False) -> str:
     """A report of what differs between two result folders: settings, then metrics (with relative
-    differences), then runs found in only one. Timing metrics (unit s) only with `timings`."""
+    differences), then runs found in only one. Time and memory (units s, MiB) only with `resources`."""
     a, b = _by_run(_records_of(Path(folder_a))), _by_run(_records_of(Path(folder_b)))
     lines = [f"pyode compare: A = {folder_a}, B = {folder_b}"]
     common = [key for key in a if key in b]
@@ -148,7 +152,7 @@ def compare(folder_a: str | Path, folder_b: str | Path, *, timings: bool = False
         metrics_a, metrics_b = a[key]["metrics"], b[key]["metrics"]
         for name in sorted(set(metrics_a) & set(metrics_b)):
             unit = a[key]["units"].get(name, "")
-            if unit == "s" and not timings:
+            if unit in RESOURCE_UNITS and not resources:
                 continue
             value_a, value_b = metrics_a[name], metrics_b[name]
             if value_a != value_b:
@@ -158,7 +162,8 @@ def compare(folder_a: str | Path, folder_b: str | Path, *, timings: bool = False
                 metric_lines.append(f"  {label}  {name}: {value_a} -> {value_b}{change} {unit}".rstrip())
     lines.append(f"settings that differ ({len(settings_lines)}):")
     lines += settings_lines or ["  none"]
-    lines.append(f"metrics that differ ({len(metric_lines)}{'' if timings else ', timings left out'}):")
+    left_out = "" if resources else ", time and memory left out"
+    lines.append(f"metrics that differ ({len(metric_lines)}{left_out}):")
     lines += metric_lines or ["  none"]
     for only, here, there in (("A", a, b), ("B", b, a)):
         missing = sorted(f"{k[0]} {k[1]}" for k in here if k not in there)
