@@ -17,6 +17,7 @@ _PUBLIC = {
     "STATUS_MESSAGES": "._solve",
     "Solution": "._solve",
     "check_options": "._solve",
+    "largest_part_norm": "._solve",
     "solve": "._solve",
     "status_message": "._solve",
     "CorruptFile": "._files",

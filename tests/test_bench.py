@@ -138,7 +138,8 @@ def test_training_steps_record_counts_and_overhead_in_json():
         assert entry["step"]["minimum"] <= entry["step"]["median"] <= entry["step"]["maximum"]
         assert entry["overhead"] > 0 and np.isfinite(entry["loss"])
     checkpoint = result["results"][0]
-    assert checkpoint["nfe_forward"] == checkpoint["nfe_backward"]
+    # Backprop differentiates every evaluation but the two that chose the first step.
+    assert checkpoint["nfe_forward"] - 2 == checkpoint["nfe_backward"]
     assert "step_counted" in checkpoint
     assert [p["other"] for p in result["speedups"]] == ["scratch-adjoint"]
 

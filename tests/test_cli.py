@@ -98,7 +98,7 @@ def test_a_corrupt_model_is_named_when_evaluated(tmp_path, data):
     [
         ({"train": {"learning_rate": 1e30}}, "training diverged at step 1: "),
         (
-            {"solve": {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3, "max_steps": 2}},
+            {"solve": {"solver": "dopri5", "rtol": 1e-8, "atol": 1e-8, "max_steps": 2}},
             "training diverged at step 0: the solver failed (max_steps_reached",
         ),
     ],

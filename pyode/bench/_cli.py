@@ -104,6 +104,18 @@ def size(args) -> None:
     _write(result, args.out)
 
 
+def norms(args) -> None:
+    from ._measure import norm_study
+
+    result = norm_study(args.case, args.tolerances)
+    _write(result, args.out)
+    for row in result["rows"]:
+        print(
+            f"{row['backend']} at {row['tolerance']:g}: {row['nfe_backward']} backward evaluations, "
+            f"errors {row['grad_y0_error']:.1e} (dL/dy0), {row['grad_theta_error']:.1e} (dL/dtheta)"
+        )
+
+
 def plot(args) -> None:
     from .. import atomic_write, read_json
     from ..plots import (
@@ -118,7 +130,8 @@ def plot(args) -> None:
 
     loaded = [read_json(p) for p in args.results]
     kinds = {
-        kind: [r for r in loaded if r["kind"] == kind] for kind in ("steps", "compile", "length", "size")
+        kind: [r for r in loaded if r["kind"] == kind]
+        for kind in ("steps", "compile", "length", "size", "norms")
     }
     out = Path(args.out_dir)
     save_figure(bench_speedup(kinds["steps"]), out / "speedup.png")
@@ -126,7 +139,7 @@ def plot(args) -> None:
     save_figure(bench_counting(kinds["steps"]), out / "counting.png")
     save_figure(bench_length(kinds["length"][0]), out / "length.png")
     save_figure(bench_size(kinds["size"][0]), out / "size.png")
-    atomic_write(out / "summary.md", bench_table(kinds["steps"], kinds["compile"]))
+    atomic_write(out / "summary.md", bench_table(kinds["steps"], kinds["compile"], kinds["norms"]))
 
 
 def _add_common(p: argparse.ArgumentParser, *, sample: bool = True) -> None:
@@ -188,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _add_common(p)
     p.set_defaults(func=size)
+
+    p = commands.add_parser("norms", help="backward evaluations and errors of the adjoints' error norms")
+    p.add_argument("--case", required=True, help="a cross-validation case (.npz)")
+    p.add_argument("--tolerances", type=float, nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=norms)
 
     p = commands.add_parser("plot", help="figures and summary.md from the results files")
     p.add_argument("--results", nargs="+", required=True)

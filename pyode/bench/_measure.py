@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from ._libraries import applicable_methods, prepare
 from ._problems import Problem, spiral_problem
 from ._timing import machine_info, measure, peak_rss_bytes
@@ -317,5 +319,58 @@ def size_scaling(
         "default_batch": defaults.batch,
         "default_width": defaults.width,
         "points": points,
+        "machine": machine_info(),
+    }
+
+
+NORM_BACKENDS = (
+    "pyode-backsolve-rms",
+    "pyode-backsolve",
+    "pyode-backsolve-seminorm",
+    "torchdiffeq-adjoint",
+    "torchdiffeq-adjoint-seminorm",
+)
+"""The continuous adjoints whose backward error norms differ: Diffrax's RMS over every part, the largest
+part's RMS (pyode's backsolve, torchdiffeq's default) and the seminorms that leave the parameters out."""
+
+
+def norm_study(case_path, tolerances, *, reference_tolerance: float = 1e-12) -> dict:
+    """Backward evaluations and gradient errors of the continuous adjoints under each error norm, on one
+    cross-validation case (float64), against pyode's checkpointed gradients at `reference_tolerance`."""
+    from ..reference import get_backend, load_case
+
+    case = load_case(case_path)
+    reference = get_backend("pyode-checkpoint").prepare(case)(reference_tolerance, reference_tolerance)
+
+    def relative(a, b):
+        return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+    rows = []
+    for name in NORM_BACKENDS:
+        once = get_backend(name).prepare(case)
+        for tolerance in tolerances:
+            result = once(tolerance, tolerance)
+            rows.append(
+                {
+                    "backend": name,
+                    "tolerance": tolerance,
+                    "nfe_backward": result.nfe_backward,
+                    "grad_y0_error": relative(result.grad_y0, reference.grad_y0),
+                    "grad_theta_error": relative(
+                        np.concatenate([np.ravel(result.grad_params[k]) for k in sorted(result.grad_params)]),
+                        np.concatenate(
+                            [np.ravel(reference.grad_params[k]) for k in sorted(reference.grad_params)]
+                        ),
+                    ),
+                }
+            )
+    return {
+        "schema": SCHEMA_VERSION,
+        "kind": "norms",
+        "case": case.name,
+        "parameters": int(sum(np.size(v) for v in case.params.values())),
+        "state": list(case.y0.shape),
+        "reference": f"pyode-checkpoint at rtol = atol = {reference_tolerance:g}",
+        "rows": rows,
         "machine": machine_info(),
     }

@@ -159,8 +159,9 @@ def bench_size(result: dict):
     return fig
 
 
-def bench_table(steps: list[dict], compile_results: list[dict]) -> str:
-    """A Markdown summary: step times, NFE, overhead and speed-ups per problem; first-step compile times."""
+def bench_table(steps: list[dict], compile_results: list[dict], norms: list[dict] = ()) -> str:
+    """A Markdown summary: step times, NFE, overhead and speed-ups per problem; first-step compile times;
+    the continuous adjoints' backward evaluations and errors under each error norm."""
     lines = []
     for result in steps:
         lines += [
@@ -207,5 +208,19 @@ def bench_table(steps: list[dict], compile_results: list[dict]) -> str:
                 f"fresh process, {where}: median {first['median']:.2f} s "
                 f"(min {first['minimum']:.2f}, max {first['maximum']:.2f})"
                 + (f", {cpu:.2f} s of CPU time" if cpu is not None else "")
+            )
+    for result in norms:
+        lines += [
+            "",
+            f"## Backward error norms: case {result['case']} ({result['parameters']} parameters, "
+            f"state {'x'.join(map(str, result['state']))}; errors against {result['reference']})",
+            "",
+            "| adjoint | tolerance | backward evaluations | error dL/dy0 | error dL/dtheta |",
+            "|---|---|---|---|---|",
+        ]
+        for row in sorted(result["rows"], key=lambda r: (r["tolerance"], r["backend"])):
+            lines.append(
+                f"| {row['backend']} | {row['tolerance']:g} | {row['nfe_backward']} "
+                f"| {row['grad_y0_error']:.1e} | {row['grad_theta_error']:.1e} |"
             )
     return "\n".join(lines) + "\n"

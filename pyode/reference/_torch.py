@@ -50,9 +50,11 @@ def torch_field(case: Case):
 class TorchdiffeqBackend(AbstractBackend):
     """torchdiffeq's dopri5 in float64; evaluations counted on the module's forward."""
 
-    def __init__(self, adjoint: bool):
-        self.adjoint = adjoint
-        self.name = "torchdiffeq-adjoint" if adjoint else "torchdiffeq-odeint"
+    def __init__(self, adjoint: bool, seminorm: bool = False):
+        self.adjoint, self.seminorm = adjoint, seminorm
+        self.name = ("torchdiffeq-adjoint" if adjoint else "torchdiffeq-odeint") + (
+            "-seminorm" if seminorm else ""
+        )
 
     def check_available(self, case: Case) -> None:
         for module in ("torch", "torchdiffeq"):
@@ -72,6 +74,9 @@ class TorchdiffeqBackend(AbstractBackend):
         ts = torch.tensor(case.ts, dtype=torch.float64)
         cotangent = torch.tensor(case.cotangent, dtype=torch.float64)
         method = f"torchdiffeq.{odeint.__name__}(method={solver!r}), torch.autograd"
+        adjoint_options = {"adjoint_options": {"norm": "seminorm"}} if self.seminorm else {}
+        if self.seminorm:
+            method += ", adjoint_options=dict(norm='seminorm')"
         if not self.adjoint:
             method += " (the backward count is the VJPs of the recorded forward evaluations)"
 
@@ -84,7 +89,7 @@ class TorchdiffeqBackend(AbstractBackend):
                 ys = torchdiffeq.odeint(field, y0, ts, **options)
                 nfe_forward = field.calls
             field.calls = 0
-            loss = torch.sum(cotangent * odeint(field, y0, ts, **options))
+            loss = torch.sum(cotangent * odeint(field, y0, ts, **options, **adjoint_options))
             recorded = field.calls
             loss.backward()
             nfe_backward = recorded if not self.adjoint else field.calls - recorded

@@ -36,6 +36,8 @@ BENCH_PROBLEMS = settings_file(
     },
 )
 BENCH_ADJOINT = _spiral.solve.adjoint
+if BENCH["norms"]["case"] not in CROSSVAL_CASES:
+    stop(f"config: bench.norms.case is {BENCH['norms']['case']!r}; the cross-validation cases are {', '.join(CROSSVAL_CASES)}")
 BENCH_TIMING = f"--repetitions {BENCH['repetitions']} --warmup {BENCH['warmup']}"
 
 
@@ -127,6 +129,26 @@ rule bench_size:
         "--problems {input.problems} --out {output} > {log} 2>&1"
 
 
+rule bench_norms:
+    input:
+        npz=f"results/crossval/cases/{BENCH['norms']['case']}.npz",
+        meta=f"results/crossval/cases/{BENCH['norms']['case']}.json",
+    output:
+        "results/bench/norms.json",
+    params:
+        tolerances=" ".join(str(float(t)) for t in BENCH["norms"]["tolerances"]),
+    conda:
+        "../envs/pyode.yaml"
+    log:
+        "logs/bench/norms.log",
+    benchmark:
+        "benchmarks/bench/norms.tsv"
+    threads: 1
+    shell:
+        "pyode --threads 1 bench norms --case {input.npz} --tolerances {params.tolerances} "
+        "--out {output} > {log} 2>&1"
+
+
 rule bench_plots:
     input:
         steps=[
@@ -137,6 +159,7 @@ rule bench_plots:
         compile="results/bench/compile.json",
         length="results/bench/length.json",
         sizes="results/bench/size.json",
+        norms="results/bench/norms.json",
     output:
         speedup=report(
             "results/bench/speedup.png", caption="../report/bench_speedup.rst", category="Benchmarks"
