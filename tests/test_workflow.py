@@ -186,12 +186,17 @@ def _check_report_in_a_browser(results: Path) -> None:
                 for path in paths
             }
             checks = page.evaluate(CHECK_RESULTS)
-            page.get_by_role("link", name="Classification").click()
-            page.get_by_role("cell", name="decision").first.wait_for()
+            page.get_by_role("link", name="Summary").click()  # shown through the report's own menu
+            page.locator("tr", has_text="every run's metrics").locator("a[iconname=eye]").click()
+            shown_rows = page.frame_locator("iframe").locator("tbody tr")
+            shown_rows.first.wait_for()
+            shown = shown_rows.count()
+            page.screenshot(path=ROOT / "results" / "report-summary-table.png")
         finally:
             browser.close()
     assert not problems, problems
     assert found == expected
+    assert shown == checks["results/summary.html"]["rows"]
     for path, check in checks.items():
         assert check["caption"] > 0, f"{path} has no caption"
         if path.endswith(".html"):
