@@ -260,6 +260,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             "min_length (9.0) is greater",
         ),
         (lambda c: c["crossval"]["sweep"].update(case="nope"), "crossval.sweep.case is 'nope'"),
+        (lambda c: c.update(container="my image.sif"), "container: 'my image.sif' does not match"),
         (
             lambda c: c["image"]["datasets"][0]["train"].update(learning_rate="fast"),
             "learning_rate: 'fast' is not",
@@ -285,6 +286,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "no-step",
         "windows",
         "sweep-case",
+        "container-with-space",
         "string-rate",
         "mnist-required",
         "julia-required",
