@@ -101,6 +101,12 @@ def summary(args) -> None:
     experiment.write_summary(args.metrics, args.out_csv, args.out_json, config=config)
 
 
+def table(args) -> None:
+    from .experiments import summary as experiment
+
+    experiment.write_html_table(args.csv, args.out, title=args.title)
+
+
 def compare(args) -> None:
     from .experiments import summary as experiment
 
@@ -255,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--config", help="the workflow config, as a JSON file")
     command.add_argument("--out-csv", required=True)
     command.add_argument("--out-json", required=True)
+    command = _command(
+        commands, "table", table, "a CSV table as an HTML page (for the report)", out="the HTML file"
+    )
+    command.add_argument("csv", metavar="CSV")
+    command.add_argument("--title", required=True, help="what the table shows")
     command = _command(commands, "compare", compare, "what differs between two result folders")
     command.add_argument("results_a", metavar="RESULTS_A")
     command.add_argument("results_b", metavar="RESULTS_B")

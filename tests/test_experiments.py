@@ -199,6 +199,19 @@ def test_the_tidy_summary_has_one_row_per_run_and_metric(tmp_path):
     assert "loss: 0.1 -> 0.2 (+100.000%)" in report and "seconds" not in report
 
 
+def test_a_csv_table_becomes_an_html_table_for_the_report(tmp_path):
+    (tmp_path / "t.csv").write_text("run,value,unit,note\n<a>,0.123456789,s,x & y\nb,12,,\n")
+    rows = summary.write_html_table(tmp_path / "t.csv", tmp_path / "t.html", title="Runs & more")
+    page = (tmp_path / "t.html").read_text()
+    assert rows == 2 and page.count("<tr>") == 3 and "<script" not in page
+    assert "<title>Runs &amp; more</title>" in page and "<td>&lt;a&gt;</td>" in page
+    assert '<td class="number">0.123457</td>' in page and '<td class="number">12</td>' in page
+    assert "<td>x &amp; y</td>" in page
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        summary.write_html_table(tmp_path / "empty.csv", tmp_path / "e.html", title="none")
+
+
 def test_pyode_compare_is_one_command(tmp_path):
     for name, value in (("a", 1.0), ("b", 1.5)):
         (tmp_path / name).mkdir()

@@ -1,6 +1,7 @@
 """The Snakemake workflow for real, on the tiny config, in a temporary copy of the project."""
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ def _snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess
 
 def _copy_project(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config", "workflow"):
+    for name in ("config", "workflow"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
     return folder
@@ -100,6 +101,109 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
             assert (project / "results" / "dynamics" / system / name).stat().st_size > 0, name
     again = _snakemake(project, "all", "-n", "--cores", "2", "--configfile", config)
     assert "Nothing to be done" in again.stdout + again.stderr
+    _snakemake(project, "--report", "results/report.html", "--configfile", config)
+    _check_report_in_a_browser(project / "results")
+
+
+REPORT_CATEGORIES = {  # results/<first folder> -> the report's category
+    "classify": "Classification",
+    "dynamics": "Dynamics",
+    "image": "Image ODE-Net",
+    "regression": "From scratch (NumPy)",
+    "crossval": "Cross-validation",
+}
+
+
+def _expected_report(results: Path) -> dict[str, str]:
+    """Every figure and table the report must hold -> its category (and subcategory)."""
+    expected = {"results/summary.html": "Summary/Other"}
+    for path in sorted(results.rglob("*")):
+        if path.parent == results or (path.suffix not in (".png", ".gif") and path.name != "summary.html"):
+            continue
+        parts = path.relative_to(results).parts
+        subcategory = {"classify": parts[1], "dynamics": parts[1], "image": parts[1]}.get(parts[0], "Other")
+        expected[f"results/{'/'.join(parts)}"] = f"{REPORT_CATEGORIES[parts[0]]}/{subcategory}"
+    return expected
+
+
+BROWSER_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+CHECK_RESULTS = """async () => {
+  const checks = {};
+  for (const [path, result] of Object.entries(results)) {
+    const check = {caption: result.caption.trim().length, mime: result.mime_type};
+    if (result.mime_type.startsWith("image/")) {
+      const image = new Image();
+      image.src = result.data_uri;
+      await image.decode();
+      check.width = image.naturalWidth;
+    } else {
+      const html = atob(result.data_uri.split("base64,")[1]);
+      check.rows = new DOMParser().parseFromString(html, "text/html").querySelectorAll("tbody tr").length;
+    }
+    checks[path] = check;
+  }
+  return checks;
+}"""
+
+
+def _check_report_in_a_browser(results: Path) -> None:
+    """Open the report in headless Chromium: every figure decodes, every table has its CSV's rows, each
+    under its experiment's category with a caption, no console errors; screenshot in results/."""
+    chromium = shutil.which("chromium")
+    playwright = importlib.util.find_spec("playwright")
+    if chromium is None or playwright is None:
+        if os.environ.get("CI"):
+            raise AssertionError("CI must install Debian's chromium and playwright (.ci/run)")
+        pytest.skip("the report check needs Debian's chromium and the playwright package")
+    from playwright.sync_api import sync_playwright
+
+    expected = _expected_report(results)
+    problems = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url[:80]}"))
+            page.goto((results / "report.html").as_uri())
+            page.get_by_role("link", name="Classification").wait_for()
+            page.screenshot(path=ROOT / "results" / "report-front-page.png")
+            categories = page.evaluate("categories")
+            found = {
+                path: f"{category}/{subcategory}"
+                for category, subcategories in categories.items()
+                for subcategory, paths in subcategories.items()
+                for path in paths
+            }
+            checks = page.evaluate(CHECK_RESULTS)
+            page.get_by_role("link", name="Summary").click()  # shown through the report's own menu
+            page.locator("tr", has_text="every run's metrics").locator("a[iconname=eye]").click()
+            shown_rows = page.frame_locator("iframe").locator("tbody tr")
+            shown_rows.first.wait_for()
+            shown = shown_rows.count()
+            page.screenshot(path=ROOT / "results" / "report-summary-table.png")
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert found == expected
+    assert shown == checks["results/summary.html"]["rows"]
+    for path, check in checks.items():
+        assert check["caption"] > 0, f"{path} has no caption"
+        if path.endswith(".html"):
+            with open(results.parent / path.replace(".html", ".csv")) as f:
+                assert check["rows"] == len(f.readlines()) - 1 > 0, path
+        else:
+            assert check["width"] > 0, path
 
 
 def _model(project: Path) -> dict:
@@ -156,6 +260,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             "min_length (9.0) is greater",
         ),
         (lambda c: c["crossval"]["sweep"].update(case="nope"), "crossval.sweep.case is 'nope'"),
+        (lambda c: c.update(container="my image.sif"), "container: 'my image.sif' does not match"),
         (
             lambda c: c["image"]["datasets"][0]["train"].update(learning_rate="fast"),
             "learning_rate: 'fast' is not",
@@ -181,6 +286,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "no-step",
         "windows",
         "sweep-case",
+        "container-with-space",
         "string-rate",
         "mnist-required",
         "julia-required",

@@ -4,9 +4,11 @@
 (`results/summary.csv`: one row per run and metric, with its unit and the settings that
 differ between runs of that experiment) and one JSON file with everything. `compare` reads
 two result folders and says which settings and metrics differ, with relative differences.
+`write_html_table` renders any of the workflow's CSV tables as a page for `snakemake --report`.
 """
 
 import csv
+import html
 import io
 import math
 from pathlib import Path
@@ -105,6 +107,62 @@ def write_summary(
 
 def _cell(value) -> str:
     return "" if value is None else str(value)
+
+
+TABLE_STYLE = """
+body { font: 13px/1.4 system-ui, sans-serif; margin: 0.5em; color: #222; }
+table { border-collapse: collapse; }
+th, td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }
+th { position: sticky; top: 0; background: #f3f3f3; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity", "")
+
+
+def _shown(text: str) -> str:
+    """A number to 6 significant digits (the CSV keeps them all); anything else as written."""
+    if _is_number(text) and not text.lstrip("-").isdigit():
+        return f"{float(text):.6g}"
+    return text
+
+
+def write_html_table(csv_path: str | Path, html_path: str | Path, *, title: str) -> int:
+    """`csv_path` as one self-contained HTML page (no scripts); returns the number of rows."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{csv_path} is empty: no header row")
+    header, body = rows[0], rows[1:]
+    numeric = [
+        bool(body) and all(_is_number(row[i]) or not row[i] for row in body) for i in range(len(header))
+    ]
+    lines = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{TABLE_STYLE}</style></head><body>",
+        f"<p>{html.escape(title)}: {len(body)} rows from <code>{html.escape(Path(csv_path).name)}</code>"
+        " (numbers to 6 significant digits here; the CSV has them all).</p>",
+        "<table><thead><tr>" + "".join(f"<th>{html.escape(name)}</th>" for name in header) + "</tr></thead>",
+        "<tbody>",
+    ]
+    for row in body:
+        cells = (
+            f'<td class="number">{html.escape(_shown(cell))}</td>'
+            if numeric[i]
+            else f"<td>{html.escape(cell)}</td>"
+            for i, cell in enumerate(row)
+        )
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines += ["</tbody></table></body></html>", ""]
+    atomic_write(html_path, "\n".join(lines))
+    return len(body)
 
 
 def _records_of(folder: Path) -> list[dict]:

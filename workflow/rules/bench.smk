@@ -50,8 +50,6 @@ rule bench_steps:
         libraries=" ".join(config["bench"]["libraries"]),
         timing=BENCH_TIMING,
         min_sample=config["bench"]["min_sample_seconds"],
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/bench/steps_{problem}_{dtype}.log",
     benchmark:
@@ -71,8 +69,6 @@ rule bench_compile:
     params:
         repetitions=config["bench"]["compile_repetitions"],
         method=BENCH_ADJOINT,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/bench/compile.log",
     benchmark:
@@ -93,8 +89,6 @@ rule bench_length:
         dt=config["bench"]["length"]["dt"],
         methods=" ".join(config["bench"]["length"]["methods"]),
         timing=BENCH_TIMING,
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/bench/length.log",
     benchmark:
@@ -116,8 +110,6 @@ rule bench_size:
         methods=" ".join(config["bench"]["size"]["methods"]),
         timing=BENCH_TIMING,
         min_sample=config["bench"]["min_sample_seconds"],
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/bench/size.log",
     benchmark:
@@ -162,21 +154,38 @@ rule bench_plots:
         norms="results/bench/norms.json",
     output:
         speedup=report(
-            "results/bench/speedup.png", caption="../report/bench_speedup.rst", category="Benchmarks"
+            "results/bench/speedup.png",
+            caption="../report/bench_speedup.rst",
+            category="Benchmarks",
+            labels={"figure": "speedup"},
         ),
         overhead=report(
-            "results/bench/overhead.png", caption="../report/bench_overhead.rst", category="Benchmarks"
+            "results/bench/overhead.png",
+            caption="../report/bench_overhead.rst",
+            category="Benchmarks",
+            labels={"figure": "overhead"},
         ),
         counting=report(
-            "results/bench/counting.png", caption="../report/bench_counting.rst", category="Benchmarks"
+            "results/bench/counting.png",
+            caption="../report/bench_counting.rst",
+            category="Benchmarks",
+            labels={"figure": "counting"},
         ),
-        length=report("results/bench/length.png", caption="../report/bench_length.rst", category="Benchmarks"),
-        sizes=report("results/bench/size.png", caption="../report/bench_size.rst", category="Benchmarks"),
+        length=report(
+            "results/bench/length.png",
+            caption="../report/bench_length.rst",
+            category="Benchmarks",
+            labels={"figure": "length"},
+        ),
+        sizes=report(
+            "results/bench/size.png",
+            caption="../report/bench_size.rst",
+            category="Benchmarks",
+            labels={"figure": "size"},
+        ),
         summary="results/bench/summary.md",
     params:
         out_dir=lambda w, output: os.path.dirname(output.summary),
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/bench/plots.log",
     benchmark:

@@ -29,8 +29,6 @@ rule classify_data:
         "logs/classify/data/{dataset}.log",
     benchmark:
         "benchmarks/classify/data/{dataset}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads 1 classify-data --settings {input.settings} --out {output} > {log} 2>&1"
@@ -50,8 +48,6 @@ rule classify_train:
         "logs/classify/train/{dataset}/{model}.log",
     benchmark:
         "benchmarks/classify/train/{dataset}/{model}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 2
     shell:
         "pyode --threads {params.jax_threads} classify-train --data {input.data} "
@@ -69,19 +65,22 @@ rule classify_evaluate:
             "results/classify/{dataset}/{model}/loss.png",
             caption="../report/classify_loss.rst",
             category="Classification",
-            subcategory="{dataset} {model}",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "loss"},
         ),
         dynamics=report(
             "results/classify/{dataset}/{model}/dynamics.png",
             caption="../report/classify_dynamics.rst",
             category="Classification",
-            subcategory="{dataset} {model}",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "dynamics"},
         ),
         decision=report(
             "results/classify/{dataset}/{model}/decision.png",
             caption="../report/classify_decision.rst",
             category="Classification",
-            subcategory="{dataset} {model}",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "decision"},
         ),
     params:
         run_dir=lambda w, output: os.path.dirname(output.metrics),
@@ -90,8 +89,6 @@ rule classify_evaluate:
         "logs/classify/evaluate/{dataset}/{model}.log",
     benchmark:
         "benchmarks/classify/evaluate/{dataset}/{model}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 2
     shell:
         "pyode --threads {params.jax_threads} classify-evaluate --run-dir {params.run_dir} "

@@ -42,7 +42,7 @@ CROSSVAL_MODELS = {  # a case exported from a trained classifier needs its model
 }
 CROSSVAL_OUTPUTS = [
     f"results/crossval/{name}"
-    for name in ("summary.csv", "summary.md", "backends.csv", "nfe.png", "sweep.csv", "sweep.png")
+    for name in ("summary.csv", "summary.html", "summary.md", "backends.csv", "nfe.png", "sweep.csv", "sweep.png")
 ]
 
 
@@ -59,8 +59,6 @@ rule crossval_case:
         "logs/crossval/cases/{case}.log",
     benchmark:
         "benchmarks/crossval/cases/{case}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval make-case --settings {input.settings} "
@@ -80,8 +78,6 @@ rule crossval_run:
         "logs/crossval/runs/{case}/{backend}.log",
     benchmark:
         "benchmarks/crossval/runs/{case}/{backend}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval run --backend {wildcards.backend} "
@@ -92,10 +88,12 @@ rule crossval_summary:
     input:
         [f"results/crossval/runs/{case}/{backend}.npz" for case in CROSSVAL_CASES for backend in CROSSVAL["backends"]],
     output:
-        csv=report(
-            "results/crossval/summary.csv",
+        csv="results/crossval/summary.csv",
+        table=report(
+            "results/crossval/summary.html",
             caption="../report/crossval_summary.rst",
             category="Cross-validation",
+            labels={"figure": "pairwise errors (table)"},
         ),
         markdown="results/crossval/summary.md",
         backends="results/crossval/backends.csv",
@@ -103,6 +101,7 @@ rule crossval_summary:
             "results/crossval/nfe.png",
             caption="../report/crossval_nfe.rst",
             category="Cross-validation",
+            labels={"figure": "function evaluations"},
         ),
     params:
         out_dir=lambda w, output: os.path.dirname(output.csv),
@@ -111,12 +110,11 @@ rule crossval_summary:
         "logs/crossval/summary.log",
     benchmark:
         "benchmarks/crossval/summary.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode --threads {params.jax_threads} crossval summarise --results {input} "
-        "--out-dir {params.out_dir} --nfe-figure {output.nfe} > {log} 2>&1"
+        "(pyode --threads {params.jax_threads} crossval summarise --results {input} "
+        "--out-dir {params.out_dir} --nfe-figure {output.nfe} && pyode table {output.csv} "
+        "--out {output.table} --title 'Cross-validation: every pair of backends') > {log} 2>&1"
 
 
 rule crossval_sweep_run:
@@ -133,8 +131,6 @@ rule crossval_sweep_run:
         "logs/crossval/sweep/{backend}.log",
     benchmark:
         "benchmarks/crossval/sweep/{backend}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval run --backend {wildcards.backend} "
@@ -151,6 +147,7 @@ rule crossval_sweep_summary:
             "results/crossval/sweep.png",
             caption="../report/crossval_sweep.rst",
             category="Cross-validation",
+            labels={"figure": "tolerance sweep"},
         ),
     params:
         jax_threads=jax_threads,
@@ -158,8 +155,6 @@ rule crossval_sweep_summary:
         "logs/crossval/sweep_summary.log",
     benchmark:
         "benchmarks/crossval/sweep_summary.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} crossval sweep-summary --results {input} "

@@ -31,8 +31,6 @@ rule dynamics_data:
         "logs/dynamics/data/{system}.log",
     benchmark:
         "benchmarks/dynamics/data/{system}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads 1 dynamics-data --settings {input.settings} --out {output} > {log} 2>&1"
@@ -53,8 +51,6 @@ rule dynamics_train:
         "logs/dynamics/train/{system}/{fit}.log",
     benchmark:
         "benchmarks/dynamics/train/{system}/{fit}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 2
     shell:
         "pyode --threads {params.jax_threads} dynamics-train --data {input.data} "
@@ -76,30 +72,35 @@ rule dynamics_evaluate:
             caption="../report/dynamics_loss.rst",
             category="Dynamics",
             subcategory="{system}",
+            labels={"figure": "loss"},
         ),
         trajectories=report(
             "results/dynamics/{system}/trajectories.png",
             caption="../report/dynamics_trajectories.rst",
             category="Dynamics",
             subcategory="{system}",
+            labels={"figure": "trajectories"},
         ),
         field=report(
             "results/dynamics/{system}/field.png",
             caption="../report/dynamics_field.rst",
             category="Dynamics",
             subcategory="{system}",
+            labels={"figure": "field"},
         ),
         snapshots=report(
             "results/dynamics/{system}/snapshots.png",
             caption="../report/dynamics_snapshots.rst",
             category="Dynamics",
             subcategory="{system}",
+            labels={"figure": "snapshots"},
         ),
         animation=report(
             "results/dynamics/{system}/training.gif",
             caption="../report/dynamics_animation.rst",
             category="Dynamics",
             subcategory="{system}",
+            labels={"figure": "animation"},
         ),
     params:
         runs=lambda w: [f"results/dynamics/{w.system}/{fit}" for fit in DYNAMICS_SYSTEMS[w.system]],
@@ -109,8 +110,6 @@ rule dynamics_evaluate:
         "logs/dynamics/evaluate/{system}.log",
     benchmark:
         "benchmarks/dynamics/evaluate/{system}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 2
     shell:
         "pyode --threads {params.jax_threads} dynamics-evaluate --data {input.data} "

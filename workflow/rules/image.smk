@@ -32,7 +32,7 @@ wildcard_constraints:
 IMAGE_OUTPUTS = [
     f"results/image/{dataset}/{name}"
     for dataset in IMAGE_RUNS
-    for name in ("summary.csv", "summary.md", "accuracy.png", "nfe.png", "time.png")
+    for name in ("summary.csv", "summary.html", "summary.md", "accuracy.png", "nfe.png", "time.png")
 ]
 IMAGE_METRICS = [f"results/image/{dataset}/{run}/metrics.json" for dataset, runs in IMAGE_RUNS.items() for run in runs]
 
@@ -47,8 +47,6 @@ rule image_data:
         "logs/image/data/{image_dataset}.log",
     benchmark:
         "benchmarks/image/data/{image_dataset}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads 1 image-data --settings {input.settings} --out {output} > {log} 2>&1"
@@ -68,8 +66,6 @@ rule image_train:
         "logs/image/train/{image_dataset}/{image_run}.log",
     benchmark:
         "benchmarks/image/train/{image_dataset}/{image_run}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads {params.jax_threads} image-train --no-progress --data {input.data} "
@@ -80,11 +76,13 @@ rule image_summary:
     input:
         lambda w: [f"results/image/{w.image_dataset}/{run}/metrics.json" for run in IMAGE_RUNS[w.image_dataset]],
     output:
-        csv=report(
-            "results/image/{image_dataset}/summary.csv",
+        csv="results/image/{image_dataset}/summary.csv",
+        table=report(
+            "results/image/{image_dataset}/summary.html",
             caption="../report/image_summary.rst",
             category="Image ODE-Net",
             subcategory="{image_dataset}",
+            labels={"figure": "table of runs"},
         ),
         markdown="results/image/{image_dataset}/summary.md",
         accuracy=report(
@@ -92,18 +90,21 @@ rule image_summary:
             caption="../report/image_accuracy.rst",
             category="Image ODE-Net",
             subcategory="{image_dataset}",
+            labels={"figure": "accuracy"},
         ),
         nfe=report(
             "results/image/{image_dataset}/nfe.png",
             caption="../report/image_nfe.rst",
             category="Image ODE-Net",
             subcategory="{image_dataset}",
+            labels={"figure": "function evaluations"},
         ),
         time=report(
             "results/image/{image_dataset}/time.png",
             caption="../report/image_time.rst",
             category="Image ODE-Net",
             subcategory="{image_dataset}",
+            labels={"figure": "time"},
         ),
     params:
         out_dir=lambda w, output: os.path.dirname(output.csv),
@@ -111,9 +112,8 @@ rule image_summary:
         "logs/image/summary/{image_dataset}.log",
     benchmark:
         "benchmarks/image/summary/{image_dataset}.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode --threads 1 image-summary {input} --dataset {wildcards.image_dataset} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "(pyode --threads 1 image-summary {input} --dataset {wildcards.image_dataset} "
+        "--out-dir {params.out_dir} && pyode table {output.csv} --out {output.table} "
+        "--title 'Image ODE-Net runs on {wildcards.image_dataset}') > {log} 2>&1"

@@ -17,11 +17,13 @@ rule regression:
             "results/regression/loss.png",
             caption="../report/regression_loss.rst",
             category="From scratch (NumPy)",
+            labels={"figure": "loss"},
         ),
         trajectory=report(
             "results/regression/trajectory.png",
             caption="../report/regression_trajectory.rst",
             category="From scratch (NumPy)",
+            labels={"figure": "trajectory"},
         ),
     params:
         out=lambda w, output: os.path.dirname(output.metrics),
@@ -29,8 +31,6 @@ rule regression:
         "logs/regression.log",
     benchmark:
         "benchmarks/regression.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
         "pyode --threads 1 regression --settings {input.settings} --out {params.out} --no-progress > {log} 2>&1"

@@ -10,15 +10,20 @@ rule summary:
         + ["results/regression/metrics.json"],
         config="results/settings/workflow-config.json",
     output:
-        csv=report("results/summary.csv", caption="../report/summary.rst", category="Summary"),
+        csv="results/summary.csv",
+        table=report(
+            "results/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"table": "every run's metrics"},
+        ),
         json="results/summary.json",
     log:
         "logs/summary.log",
     benchmark:
         "benchmarks/summary.tsv"
-    conda:
-        "../envs/pyode.yaml"
     threads: 1
     shell:
-        "pyode summary {input.metrics} --config {input.config} "
-        "--out-csv {output.csv} --out-json {output.json} > {log} 2>&1"
+        "(pyode summary {input.metrics} --config {input.config} --out-csv {output.csv} "
+        "--out-json {output.json} && pyode table {output.csv} --out {output.table} "
+        "--title 'Every run and metric') > {log} 2>&1"
