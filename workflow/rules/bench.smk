@@ -129,8 +129,6 @@ rule bench_norms:
         "results/bench/norms.json",
     params:
         tolerances=" ".join(str(float(t)) for t in BENCH["norms"]["tolerances"]),
-    conda:
-        "../envs/pyode.yaml"
     log:
         "logs/bench/norms.log",
     benchmark:
