@@ -23,10 +23,17 @@ import numpy as np
 
 from .. import status_message
 from ..data import DENSITIES, DensitySamples, check_density_options, sample_density
-from ..models import CNF, PROBES, TRACES, build_model, cnf_loss, load_model
-from ._common import HISTORY_UNITS, read_history, summarise_history, train_model, write_metrics
-from ._sections import FieldSettings, SolveSettings, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
+from ..models import CNF, PROBES, TRACES, build_model, cnf_loss
+from ._common import (
+    HISTORY_UNITS,
+    check_data_is_for,
+    load_run,
+    summarise_history,
+    train_model,
+    write_run_metrics,
+)
+from ._sections import BatchTrainSettings, FieldSettings, GeneratedData, SolveSettings
+from ._settings import Section, SettingsError, data_part, option, unique_names
 
 EXPERIMENT = "cnf"
 DTYPE = jnp.float32
@@ -51,11 +58,6 @@ class FlowSettings(Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class CNFTrain(StepTrainSettings):
-    batch_size: int = option(256, minimum=1)
-
-
-@dataclasses.dataclass(frozen=True)
 class EvaluationSettings(Section):
     """`grid` cells per side of the quadrature grid over the data's extent plus `margin`; Hutchinson
     `probes` per test point; `samples` drawn from the flow; `frames` of the animation."""
@@ -68,19 +70,15 @@ class EvaluationSettings(Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class DataSettings(Section):
+class DataSettings(GeneratedData):
     """Points of a density: its name, generator options (`data`), how many to train and test on, the seed."""
 
-    seed: int = option(42, minimum=0)
     density: str = option("8gaussians", choices=DENSITIES)
-    data: dict = option({})
     train_points: int = option(20000, minimum=1)
     test_points: int = option(5000, minimum=1)
 
-    def validate(self, where: str) -> "DataSettings":
-        with reported_at(f"{where}.data"):
-            check_density_options(self.density, self.data)
-        return self
+    def check_options(self) -> None:
+        check_density_options(self.density, self.data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +88,9 @@ class Settings(DataSettings):
     flow: FlowSettings = option(FlowSettings())
     field: FieldSettings = option(FieldSettings(width=64, depth=2, activation="tanh", time_input=True))
     solve: SolveSettings = option(SolveSettings(rtol=1e-5, atol=1e-5))
-    train: CNFTrain = option(CNFTrain(steps=1500, learning_rate=3e-3, schedule="cosine", gradient_clip=1.0))
+    train: BatchTrainSettings = option(
+        BatchTrainSettings(steps=1500, learning_rate=3e-3, schedule="cosine", gradient_clip=1.0)
+    )
     evaluation: EvaluationSettings = option(EvaluationSettings())
 
     def validate(self, where: str) -> "Settings":
@@ -186,10 +186,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     """Train the flow on the samples at `data_path`; write model.npz and history.jsonl to `out_dir`."""
     out_dir = Path(out_dir)
     samples = DensitySamples.load(data_path)
-    if samples.density != settings.density:
-        raise SettingsError(
-            f"{data_path} holds {samples.density!r} points; the settings are for {settings.density!r}"
-        )
+    check_data_is_for(data_path, samples.density, settings.density, "points")
     if settings.train.batch_size > len(samples.x_train):
         raise SettingsError(
             f"train.batch_size is {settings.train.batch_size}; {data_path} has {len(samples.x_train)} points"
@@ -338,13 +335,12 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path, *,
 
     tic = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    model, metadata = load_model(run_dir / "model.npz")
-    settings = resolve(metadata["settings"])
+    model, metadata, settings, history = load_run(run_dir, resolve)
     samples = DensitySamples.load(data_path)
-    history = read_history(run_dir / "history.jsonl")
     evaluation = settings.evaluation
-    test_log_p, regularisers, test_nfe = log_density(exact(model, regularise=True), samples.x_test)
+    test_log_p, _, test_nfe = log_density(exact(model), samples.x_test)
     train_log_p, _, _ = log_density(exact(model), samples.x_train[: len(samples.x_test)])
+    _, regularisers, _ = log_density(exact(model, regularise=True), samples.x_test)
     metrics = {
         "test_nll": float(-test_log_p.mean()),
         "train_nll": float(-train_log_p.mean()),
@@ -364,13 +360,9 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path, *,
     )
     metrics.update(summarise_history(history))
     metrics["evaluation_seconds"] = time.perf_counter() - tic
-    record = write_metrics(
-        out_dir / "metrics.json",
-        experiment=EXPERIMENT,
-        runs={run: metrics},
-        settings={run: metadata["settings"]},
-        units=UNITS,
-        dtype=str(samples.x_train.dtype),
+    dtype = str(samples.x_train.dtype)
+    record = write_run_metrics(
+        out_dir, EXPERIMENT, run, metrics, metadata["settings"], units=UNITS, dtype=dtype
     )
     title = f"{run.split('/')[-1]} on {settings.density}"
     plots.cnf_training(history, out_dir / "loss.png", title=title)

@@ -34,10 +34,18 @@ from ..data import (
     true_diffusion,
     true_drift,
 )
-from ..models import ACTIVATIONS, build_model, load_model, transition_nll
-from ._common import HISTORY_UNITS, read_history, summarise_history, train_model, write_metrics
-from ._sections import StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
+from ..models import ACTIVATIONS, build_model, transition_nll
+from ._common import (
+    HISTORY_UNITS,
+    check_data_is_for,
+    load_run,
+    summarise_history,
+    train_model,
+    write_metrics,
+    write_run_metrics,
+)
+from ._sections import BatchTrainSettings, GeneratedData
+from ._settings import Section, SettingsError, data_part, option, unique_names
 
 EXPERIMENT = "sde"
 DTYPE = jnp.float32
@@ -63,22 +71,13 @@ class SimulationSettings(Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class SDETrain(StepTrainSettings):
-    batch_size: int = option(4096, minimum=1)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSettings(Section):
+class DataSettings(GeneratedData):
     """Paths of a process: its name, its coefficients and sampling options (`data`), the seed."""
 
-    seed: int = option(42, minimum=0)
     process: str = option("ou", choices=PROCESS_DEFAULTS)
-    data: dict = option({})
 
-    def validate(self, where: str) -> "DataSettings":
-        with reported_at(f"{where}.data"):
-            check_process_options(self.process, self.data)
-        return self
+    def check_options(self) -> None:
+        check_process_options(self.process, self.data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +86,11 @@ class Settings(DataSettings):
 
     drift: NetworkSettings = option(NetworkSettings())
     diffusion: NetworkSettings = option(NetworkSettings())
-    train: SDETrain = option(SDETrain(steps=3000, learning_rate=1e-2, schedule="cosine", gradient_clip=1.0))
+    train: BatchTrainSettings = option(
+        BatchTrainSettings(
+            steps=3000, batch_size=4096, learning_rate=1e-2, schedule="cosine", gradient_clip=1.0
+        )
+    )
     simulation: SimulationSettings = option(SimulationSettings())
 
     def model_spec(self, centre: float, scale: float) -> dict:
@@ -201,10 +204,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     """Fit the neural SDE to the training paths at `data_path`; write model.npz and history.jsonl."""
     out_dir = Path(out_dir)
     paths = Paths.load(data_path)
-    if paths.process != settings.process:
-        raise SettingsError(
-            f"{data_path} holds {paths.process!r} paths; the settings are for {settings.process!r}"
-        )
+    check_data_is_for(data_path, paths.process, settings.process, "paths")
     x0, x1 = transitions(paths.train)
     if settings.train.batch_size > len(x0):
         raise SettingsError(
@@ -316,10 +316,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path) ->
 
     tic = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    model, metadata = load_model(run_dir / "model.npz")
-    settings = resolve(metadata["settings"])
+    model, metadata, settings, history = load_run(run_dir, resolve)
     paths = Paths.load(data_path)
-    history = read_history(run_dir / "history.jsonl")
     states, _ = transitions(paths.train)
     drift, diffusion = coefficients(model, states)
     metrics = {
@@ -338,11 +336,12 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path) ->
     metrics.update(marginal_errors(true, paths.xs, "truth_"))
     metrics.update(summarise_history(history))
     metrics["evaluation_seconds"] = time.perf_counter() - tic
-    record = write_metrics(
-        out_dir / "metrics.json",
-        experiment=EXPERIMENT,
-        runs={paths.process: metrics},
-        settings={paths.process: metadata["settings"]},
+    record = write_run_metrics(
+        out_dir,
+        EXPERIMENT,
+        paths.process,
+        metrics,
+        metadata["settings"],
         units=UNITS,
         details={"process": paths.process, "options": paths.options},
         dtype=f"data {paths.xs.dtype}, training {jnp.dtype(DTYPE).name}",

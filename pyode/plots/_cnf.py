@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 
-from ._style import plt, save_figure
+from ._style import draw_evaluation_counts, plt, save_figure
 
 
 def cnf_training(history: list[dict], path, *, title: str = "") -> None:
@@ -24,20 +24,7 @@ def cnf_training(history: list[dict], path, *, title: str = "") -> None:
             )
         ax_terms.set_ylabel("regularisers (log)")
         ax_terms.legend(fontsize=8, loc="upper right")
-    ax_nfe.plot(steps, [r["nfe_forward"] for r in history], lw=0.8, label="forward")
-    counted = [r for r in history if "nfe_backward" in r]
-    ax_nfe.plot(
-        [r["step"] for r in counted],
-        [r["nfe_backward"] for r in counted],
-        lw=0.8,
-        ls="--",
-        marker=".",
-        markersize=3,
-        label="backward (counted steps)",
-    )
-    ax_nfe.set_xlabel("step")
-    ax_nfe.set_ylabel("function evaluations")
-    ax_nfe.legend()
+    draw_evaluation_counts(ax_nfe, history)
     fig.suptitle(title)
     save_figure(fig, path)
 
