@@ -26,28 +26,31 @@ from ._solve import Solution, _status
 @dataclass(frozen=True)
 class SDESolverSpec:
     """An SDE solver: how to build it, which calculus its solutions converge in, its orders
-    (strong and weak, for diagonal noise) and drift evaluations per step."""
+    (strong and weak, for diagonal noise), drift evaluations per step, and whether Diffrax's
+    stochastic adjoint can run it (it needs a Stratonovich solver that takes the drift and the
+    diffusion as one term: not Euler-Heun, which splits them)."""
 
     make: type
     calculus: str
     strong_order: float
     weak_order: float
     stages: int
+    adjoint: bool = False
 
 
 SDE_SOLVERS: dict[str, SDESolverSpec] = {
     "euler": SDESolverSpec(diffrax.Euler, "ito", 0.5, 1.0, 1),
     "milstein": SDESolverSpec(diffrax.ItoMilstein, "ito", 1.0, 1.0, 1),
     "euler_heun": SDESolverSpec(diffrax.EulerHeun, "stratonovich", 0.5, 1.0, 1),
-    "heun": SDESolverSpec(diffrax.Heun, "stratonovich", 0.5, 1.0, 2),
-    "midpoint": SDESolverSpec(diffrax.Midpoint, "stratonovich", 0.5, 1.0, 2),
+    "heun": SDESolverSpec(diffrax.Heun, "stratonovich", 0.5, 1.0, 2, adjoint=True),
+    "midpoint": SDESolverSpec(diffrax.Midpoint, "stratonovich", 0.5, 1.0, 2, adjoint=True),
 }
 """Euler-Maruyama and Milstein converge to the Ito solution; the others to the Stratonovich one
 (for non-commutative noise the strong orders fall to 0.5)."""
 
 SDE_ADJOINTS = ("checkpoint", "backsolve")
-"""Pathwise backprop through the steps, or the stochastic adjoint (Li et al. 2020; Stratonovich
-solvers only)."""
+"""Pathwise backprop through the steps, or the stochastic adjoint (Li et al. 2020; heun and midpoint
+only)."""
 
 BROWNIAN_PATHS = ("virtual_tree", "unsafe")
 
@@ -103,11 +106,11 @@ def check_sde_options(solver: str, adjoint: str = "checkpoint") -> None:
         raise ValueError(f"unknown SDE solver {solver!r}; choose one of {', '.join(SDE_SOLVERS)}")
     if adjoint not in SDE_ADJOINTS:
         raise ValueError(f"unknown SDE gradient method {adjoint!r}; choose one of {', '.join(SDE_ADJOINTS)}")
-    if adjoint == "backsolve" and SDE_SOLVERS[solver].calculus != "stratonovich":
-        stratonovich = [name for name, spec in SDE_SOLVERS.items() if spec.calculus == "stratonovich"]
+    if adjoint == "backsolve" and not SDE_SOLVERS[solver].adjoint:
+        able = [name for name, spec in SDE_SOLVERS.items() if spec.adjoint]
         raise ValueError(
-            f"the stochastic adjoint (backsolve) needs a Stratonovich solver ({', '.join(stratonovich)}), "
-            f"not {solver!r}"
+            f"the stochastic adjoint (backsolve) needs a Stratonovich solver that takes the drift and "
+            f"diffusion as one term ({', '.join(able)}), not {solver!r}"
         )
 
 

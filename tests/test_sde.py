@@ -41,8 +41,11 @@ def test_grid_brownian_paths_hand_a_fixed_step_solve_the_given_increments():
         dt=0.125,
     )
     np.testing.assert_allclose(solution.ys, ws, rtol=0, atol=1e-14)  # dy = dW
-    with pytest.raises(ValueError, match="stochastic adjoint .* needs a Stratonovich solver"):
-        pyode.check_sde_options("euler", "backsolve")
+    for solver in ("euler", "euler_heun"):
+        with pytest.raises(
+            ValueError, match="stochastic adjoint .* needs a Stratonovich solver .*heun, midpoint"
+        ):
+            pyode.check_sde_options(solver, "backsolve")
 
 
 class _Problem:
@@ -142,11 +145,12 @@ def _relative(a, b) -> float:
         ("euler", "euler", "ito", False),
         ("milstein", "milstein", "ito", False),
         ("midpoint", "midpoint", "stratonovich", False),
+        pytest.param("euler_heun", "euler_heun", "stratonovich", False, marks=pytest.mark.slow),
         pytest.param("heun", "heun", "stratonovich", False, marks=pytest.mark.slow),
         ("midpoint", "midpoint", "stratonovich", True),
         pytest.param("heun", "heun", "stratonovich", True, marks=pytest.mark.slow),
     ],
-    ids=["euler", "milstein", "midpoint", "heun", "midpoint-adjoint", "heun-adjoint"],
+    ids=["euler", "milstein", "euler-heun", "midpoint", "heun", "midpoint-adjoint", "heun-adjoint"],
 )
 def test_diffrax_and_torchsde_agree_on_the_same_increments(solver, method, calculus, adjoint):
     """Paths, dL/dy0 and dL/dtheta to round-off in float64 at a fixed step: pathwise backprop against
