@@ -54,11 +54,12 @@ ITO_SOLVERS = tuple(name for name, spec in SDE_SOLVERS.items() if spec.calculus 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkSettings(Section):
-    """An MLP of `depth` hidden layers of `width` with `activation`."""
+    """An MLP of `depth` hidden layers of `width` with `activation` (softplus: it grows linearly outside
+    the data's bulk, as GBM's drift and diffusion do, where tanh units saturate)."""
 
     width: int = option(32, minimum=1)
     depth: int = option(2, minimum=0)
-    activation: str = option("tanh", choices=ACTIVATIONS)
+    activation: str = option("softplus", choices=ACTIVATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
