@@ -87,6 +87,51 @@ def image_summary(args) -> None:
     image.summarise(summary.load_records(args.metrics), args.out_dir, dataset=args.dataset)
 
 
+def cnf_data(args) -> None:
+    from .experiments import cnf
+
+    cnf.make_data(_settings(args, "cnf", stage="data"), args.out)
+
+
+def cnf_train(args) -> None:
+    from .experiments import cnf
+
+    cnf.train(args.data, _settings(args, "cnf"), args.out, progress=not args.no_progress)
+
+
+def cnf_evaluate(args) -> None:
+    from .experiments import cnf
+
+    _print_metrics(cnf.evaluate(args.run_dir, args.data, args.out or args.run_dir, run=args.run))
+
+
+def sde_data(args) -> None:
+    from .experiments import sde
+
+    sde.make_data(_settings(args, "sde", stage="data"), args.out)
+
+
+def sde_train(args) -> None:
+    from .experiments import sde
+
+    sde.train(args.data, _settings(args, "sde"), args.out, progress=not args.no_progress)
+
+
+def sde_evaluate(args) -> None:
+    from .experiments import sde
+
+    _print_metrics(sde.evaluate(args.run_dir, args.data, args.out or args.run_dir))
+
+
+def sde_convergence(args) -> None:
+    import jax
+
+    from .experiments import load_settings, sde
+
+    jax.config.update("jax_enable_x64", True)  # a solver against an exact solution: float64
+    _print_metrics(sde.evaluate_convergence(load_settings(sde.resolve_convergence, args.settings), args.out))
+
+
 def regression(args) -> None:
     from .experiments import regression as experiment
 
@@ -244,6 +289,61 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--dataset", required=True)
     command.add_argument("--out-dir", required=True)
 
+    _command(
+        commands,
+        "cnf-data",
+        cnf_data,
+        "draw training and test points of a density in the plane",
+        settings=experiment_settings.format("cnf"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "cnf-train",
+        cnf_train,
+        "train a continuous normalising flow by maximum likelihood",
+        settings=experiment_settings.format("cnf"),
+        out="run folder (model.npz, history.jsonl)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by cnf-data")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command = _command(commands, "cnf-evaluate", cnf_evaluate, "metrics and figures of a trained flow")
+    command.add_argument("--run-dir", required=True, help="the folder cnf-train wrote")
+    command.add_argument("--data", required=True)
+    command.add_argument("--run", required=True, help="the run's name, e.g. 8gaussians/ffjord")
+    command.add_argument("--out", help="folder for metrics.json and the figures (default: the run folder)")
+
+    _command(
+        commands,
+        "sde-data",
+        sde_data,
+        "exact paths of a process with known drift and diffusion",
+        settings=experiment_settings.format("sde"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "sde-train",
+        sde_train,
+        "fit a neural SDE by its Euler-Maruyama transition likelihood",
+        settings=experiment_settings.format("sde"),
+        out="run folder (model.npz, history.jsonl)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by sde-data")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command = _command(commands, "sde-evaluate", sde_evaluate, "metrics and figures of a fitted neural SDE")
+    command.add_argument("--run-dir", required=True, help="the folder sde-train wrote")
+    command.add_argument("--data", required=True)
+    command.add_argument("--out", help="folder for metrics.json and the figures (default: the run folder)")
+    _command(
+        commands,
+        "sde-convergence",
+        sde_convergence,
+        "strong and weak orders of the SDE solvers on geometric Brownian motion (float64)",
+        settings="changes to the convergence study's defaults (pyode.experiments.sde.ConvergenceSettings)",
+        out="folder for metrics.json and convergence.png",
+    )
+
     command = _command(
         commands,
         "regression",
@@ -271,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("results_b", metavar="RESULTS_B")
     command.add_argument("--resources", action="store_true", help="also compare time and memory (s, MiB)")
     command = _command(commands, "defaults", defaults, "print an experiment's default settings (YAML)")
-    command.add_argument("experiment", choices=("classify", "dynamics", "image", "regression"))
+    command.add_argument("experiment", choices=("classify", "dynamics", "image", "regression", "cnf", "sde"))
     command.add_argument("--system", help="dynamics: the system whose defaults to show")
 
     command = _command(

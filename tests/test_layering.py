@@ -67,7 +67,8 @@ def test_scratch_imports_no_autodiff_library():
 def test_schema_names_are_the_registries():
     import pyode
     from pyode import bench, reference, scratch
-    from pyode.models import ACTIVATIONS
+    from pyode.data import DENSITIES, PROCESS_DEFAULTS
+    from pyode.models import ACTIVATIONS, PROBES, TRACES
     from pyode.train import OPTIMIZERS, SCHEDULES
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -80,7 +81,10 @@ def test_schema_names_are_the_registries():
     assert names["optimizer"] == set(OPTIMIZERS)
     assert names["backend"] == set(reference.BACKENDS)
     assert names["bench_method"] == {f"{lib}-{m}" for lib, methods in bench.METHODS.items() for m in methods}
-    declared = set(pyode.SOLVERS) | set(pyode.ADJOINTS) | set(ACTIVATIONS)
+    assert names["density"] == set(DENSITIES) and names["process"] == set(PROCESS_DEFAULTS)
+    assert names["trace"] == set(TRACES) and names["probe"] == set(PROBES)
+    assert names["sde_solver"] == set(pyode.SDE_SOLVERS) and names["brownian"] == set(pyode.BROWNIAN_PATHS)
+    declared = set(pyode.SOLVERS) | set(pyode.ADJOINTS) | set(ACTIVATIONS) | set(pyode.SDE_SOLVERS)
 
     def enums(node):
         if isinstance(node, dict):

@@ -120,10 +120,70 @@ def test_every_adapter_builds_the_same_van_der_pol():
     np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "vdp"])
+def cnf_case(activation="tanh", time_input=True, depth=2, tol=1e-10):
+    field = {
+        "kind": "cnf",
+        "dim": 2,
+        "width": 6,
+        "depth": depth,
+        "activation": activation,
+        "time_input": time_input,
+    }
+    return make_case(
+        f"cnf_{activation}", {"field": field, "batch": 3, "times": 4}, seed=0, rtol=tol, atol=tol
+    )
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "elu", "relu"])
+def test_every_backend_builds_the_same_cnf_dynamics(activation):
+    """pyode's CNFDynamics, SciPy's field, torch's module (autograd trace) and scratch's ScratchCNF agree on
+    [f(t, z), -tr(df/dz)], and the trace is that of the Jacobian JAX computes."""
+    import torch
+
+    from pyode.models import CNFDynamics
+    from pyode.scratch import ScratchCNF
+
+    case = cnf_case(activation)
+    assert case.y0.shape == (3, 3) and np.all(case.y0[:, 2] == 0)
+    t, y = 0.4, case.y0 * 2
+    field = pyode_field(case)
+    assert isinstance(field, CNFDynamics)
+    expected = np.asarray(field(t, y))
+    jacobian = jax.vmap(jax.jacfwd(lambda z: field.field(t, z)))(y[:, :2])
+    np.testing.assert_allclose(expected[:, 2], -np.trace(jacobian, axis1=1, axis2=2), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(field_and_jacobians(case, t, y)[0], expected, rtol=1e-13, atol=1e-13)
+    got = torch_field(case)(torch.tensor(t, dtype=torch.float64), torch.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    scratch = scratch_field(case)
+    assert isinstance(scratch, ScratchCNF)
+    np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "activation",
+    ["tanh", pytest.param("softplus", marks=pytest.mark.slow), pytest.param("elu", marks=pytest.mark.slow)],
+)
+def test_the_hand_written_trace_gradient_is_jax_s(activation):
+    """ScratchCNF.vjp (the trace's gradient by hand, second derivatives included) against jax.vjp."""
+    case = cnf_case(activation)
+    field, scratch = pyode_field(case), scratch_field(case)
+    rng = np.random.default_rng(1)
+    t, y, a = 0.3, rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    _, vjp = jax.vjp(lambda tt, yy, ff: ff(tt, yy), jax.numpy.asarray(t), jax.numpy.asarray(y), field)
+    grad_t, grad_y, grad_field = vjp(jax.numpy.asarray(a))
+    products = scratch.vjp(t, y, a)
+    np.testing.assert_allclose(products.y, grad_y, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(products.t, grad_t, rtol=1e-12, atol=1e-13)
+    expected = np.concatenate([np.concatenate([np.ravel(w), np.ravel(b)]) for w, b in grad_field.weights()])
+    np.testing.assert_allclose(products.theta, expected, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "vdp", "cnf"])
 def test_scipy_jacobians_match_finite_differences(kind):
     if kind == "vdp":
         case = make_case("v", {"field": {"kind": "vdp", "mu": 3.0}, "batch": 2}, seed=0, rtol=1e-8, atol=1e-8)
+    elif kind == "cnf":
+        case = cnf_case("softplus")
     else:
         case = small_case("softplus", time_input=True)
     t, y, h = 0.3, case.y0, 1e-6
@@ -183,6 +243,21 @@ def test_backends_agree_at_tight_tolerance():
     assert_all_agree(results, 1e-7)
     for result in results:
         assert result.nfe_forward > 0 and result.nfe_backward > 0, result.backend
+
+
+def test_backends_agree_on_a_cnf_case():
+    """The augmented [z, log p] dynamics: four backends, each with its own trace, agree at 1e-10."""
+    case = cnf_case("tanh", depth=1)
+    names = ["pyode-checkpoint", "torchdiffeq-odeint", "scipy", "scratch"]
+    results = [get_backend(name).run(case)[0] for name in names]
+    assert_all_agree(results, 1e-7)
+    assert results[0].trajectory.shape == (4, 3, 3)
+
+
+@pytest.mark.slow
+def test_every_portable_backend_agrees_on_a_deeper_cnf_case():
+    case = cnf_case("softplus", depth=2)
+    assert_all_agree([get_backend(name).run(case)[0] for name in PORTABLE], 1e-7)
 
 
 @pytest.mark.slow

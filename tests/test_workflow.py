@@ -86,6 +86,19 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     assert {("classify", "spiral/node"), ("classify", "spiral/anode"), ("regression", "a_to_b")} <= runs
     assert {("dynamics", "regression_ab/pairs"), ("dynamics", "linear_spiral/linear")} <= runs
     assert ("image", "digits/odenet/rk4-checkpoint") in runs
+    assert {
+        ("cnf", "8gaussians/ffjord"),
+        ("sde", "ou"),
+        ("sde", "gbm/euler"),
+        ("sde", "gbm/milstein"),
+    } <= runs
+    for name in ("metrics.json", "loss.png", "density.png", "flow.gif"):
+        assert (project / "results" / "cnf" / "8gaussians" / "ffjord" / name).stat().st_size > 0, name
+    for name in ("metrics.json", "loss.png", "coefficients.png", "paths.png", "marginals.png"):
+        assert (project / "results" / "sde" / "ou" / name).stat().st_size > 0, name
+    assert (project / "results" / "sde" / "convergence" / "convergence.png").stat().st_size > 0
+    nll = [r for r in rows if r["experiment"] == "cnf" and r["metric"] == "test_nll"]
+    assert len(nll) == 1 and nll[0]["unit"] == "nats" and float(nll[0]["value"]) > 0
     accuracy = [r for r in rows if r["metric"] == "test_accuracy" and r["experiment"] == "classify"]
     assert len(accuracy) == 2 and all(r["unit"] == "fraction" and r["value"] for r in accuracy)
     assert json.loads((project / "results" / "summary.json").read_text())["versions"]["jax"]
@@ -262,6 +275,14 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         (lambda c: c["crossval"]["sweep"].update(case="nope"), "crossval.sweep.case is 'nope'"),
         (lambda c: c.update(container="my image.sif"), "container: 'my image.sif' does not match"),
         (
+            lambda c: c["cnf"]["models"][0].update(trace="hutchinsn"),
+            "cnf.models[0].trace: 'hutchinsn' is not one of",
+        ),
+        (
+            lambda c: c["sde"].update(simulation={"solver": "heun"}),
+            "sde[ou].simulation.solver is 'heun'; choose one of euler, milstein",
+        ),
+        (
             lambda c: c["image"]["datasets"][0]["train"].update(learning_rate="fast"),
             "learning_rate: 'fast' is not",
         ),
@@ -287,6 +308,8 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "windows",
         "sweep-case",
         "container-with-space",
+        "cnf-trace",
+        "sde-stratonovich-sampling",
         "string-rate",
         "mnist-required",
         "julia-required",

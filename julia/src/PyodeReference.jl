@@ -32,6 +32,14 @@ const SOLVERS = Dict("Tsit5" => Tsit5, "DP5" => DP5, "Vern9" => Vern9, "Rodas5P"
 const SENSEALGS = ("InterpolatingAdjoint", "QuadratureAdjoint", "BacksolveAdjoint", "GaussAdjoint")
 const ACTIVATIONS = Dict("tanh" => tanh, "softplus" => softplus, "elu" => elu, "relu" => relu)
 
+"The activations' derivatives, for the trace of a `cnf` field's Jacobian (Zygote differentiates them)."
+const DERIVATIVES = Dict(
+    "tanh" => x -> 1 - tanh(x)^2,
+    "softplus" => x -> 1 / (1 + exp(-x)),
+    "elu" => x -> x > 0 ? one(x) : exp(x),
+    "relu" => x -> x > 0 ? one(x) : zero(x),
+)
+
 "Evaluations of the vector field since the last reset (each VJP evaluates it once more)."
 const EVALUATIONS = Ref(0)
 
@@ -101,10 +109,84 @@ function lux_parameters(arrays::AbstractDict)
     return ComponentArray(NamedTuple{names}((NamedTuple(), dense...)))
 end
 
+"""
+    cnf_parameters(arrays)
+
+A `cnf` case's `weight_k` (out, in) and `bias_k` (out,) as a `ComponentArray` with the case's own
+names (no Lux chain: the augmented dynamics are written out below).
+"""
+function cnf_parameters(arrays::AbstractDict)
+    n = layer_count(arrays)
+    names = Tuple(Symbol(kind, "_", k) for k in 0:(n - 1) for kind in ("weight", "bias"))
+    values = Tuple(
+        kind == "weight" ? Matrix{Float64}(arrays["weight_$k"]) : Vector{Float64}(arrays["bias_$k"])
+            for k in 0:(n - 1) for kind in ("weight", "bias")
+    )
+    return ComponentArray(NamedTuple{names}(values))
+end
+
+"""
+    value_and_tangent(p, h, u, activation, n_layers)
+
+The MLP's value at inputs `h` (in, batch) and its directional derivative along `u` (in, batch),
+carried forward together through the layers: a -> W h + b, u -> W u, then s(a) and s'(a) .* (W u)
+after every layer but the last.
+"""
+function value_and_tangent(p, h, u, activation::AbstractString, n_layers::Integer)
+    σ, σ′ = ACTIVATIONS[activation], DERIVATIVES[activation]
+    for k in 1:n_layers
+        weight = getproperty(p, Symbol("weight_", k - 1))
+        bias = getproperty(p, Symbol("bias_", k - 1))
+        a = weight * h .+ bias
+        v = weight * u
+        if k < n_layers
+            h, u = σ.(a), σ′.(a) .* v
+        else
+            h, u = a, v
+        end
+    end
+    return h, u
+end
+
+"""
+    cnf_dynamics(field)
+
+The augmented dynamics of a continuous normalising flow on states u = [z; l] (dim + 1, batch):
+dz/dt = f(t, z), dl/dt = -tr(df/dz), the trace exact as the sum over input directions e_i of the
+i-th entry of (df/dz) e_i (pyode's `CNFDynamics`), differentiated by Zygote like any other field.
+"""
+function cnf_dynamics(field)
+    activation = field["activation"]
+    time_input = field["time_input"]
+    n_layers = length(field["sizes"]) - 1
+    function dynamics(u, p, t)
+        count_evaluation()
+        d = size(u, 1) - 1
+        z = u[1:d, :]
+        h = time_input ? vcat(z, fill(t, 1, size(z, 2))) : z
+        directions = ignore_derivatives(
+            () -> [Float64.((1:size(h, 1)) .== i) .* ones(1, size(h, 2)) for i in 1:d]
+        )
+        value = first(value_and_tangent(p, h, first(directions), activation, n_layers))
+        trace = reduce(
+            +, [last(value_and_tangent(p, h, directions[i], activation, n_layers))[i:i, :] for i in 1:d]
+        )
+        return vcat(value, -trace)
+    end
+    return dynamics
+end
+
 "Gradient of the `ComponentArray` parameters back in the case's names and layouts."
 function parameter_gradients(kind::AbstractString, grad, n_layers::Integer)
     kind == "vdp" && return ["theta"], Any[Vector(grad)]
     names, values = String[], Any[]
+    if kind == "cnf"
+        for k in 0:(n_layers - 1)
+            append!(names, ["weight_$k", "bias_$k"])
+            append!(values, [Matrix(getproperty(grad, Symbol("weight_", k))), Vector(getproperty(grad, Symbol("bias_", k)))])
+        end
+        return names, values
+    end
     for k in 1:n_layers
         layer = getproperty(grad, Symbol("layer_$(k + 1)"))
         append!(names, ["weight_$(k - 1)", "bias_$(k - 1)"])
@@ -126,7 +208,8 @@ end
 
 A function (u0, p) -> trajectory (dim, batch, time) and the parameters p of the case.
 An autonomous MLP runs through DiffEqFlux's `NeuralODE`; a time-dependent MLP (t as the
-last input feature) and Van der Pol through a plain `ODEProblem`, as `NeuralODE` ignores t.
+last input feature), the augmented dynamics of a `cnf` case and Van der Pol through a plain
+`ODEProblem`, as `NeuralODE` ignores t.
 """
 function trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
     field = meta["field"]
@@ -136,6 +219,11 @@ function trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
         p = Vector{Float64}(arrays["theta"])
         solve_vdp(u0, p) = Array(solve(ODEProblem{false}(van_der_pol, u0, tspan, p), alg; options...))
         return solve_vdp, p
+    end
+    if field["kind"] == "cnf"
+        augmented = cnf_dynamics(field)
+        solve_cnf(u0, p) = Array(solve(ODEProblem{false}(augmented, u0, tspan, p), alg; options...))
+        return solve_cnf, cnf_parameters(arrays)
     end
     model = lux_model(Int.(field["sizes"]), field["activation"])
     _, state = Lux.setup(Xoshiro(0), model)

@@ -30,7 +30,8 @@ def make_case(name: str, spec: dict, *, seed: int, rtol: float, atol: float) -> 
     """A case from its config entry `spec` (kind mlp or vdp; see docs/crossval.md), seeded.
 
     mlp: `dim`, `width`, `depth`, `activation`, `time_input`; weights drawn like a default
-    linear layer (uniform, bound 1/sqrt(fan_in)). vdp: `mu`. All: `batch`, `times`, `t1`, `stiff`.
+    linear layer (uniform, bound 1/sqrt(fan_in)). cnf: the same MLP on data of `dim`, the state
+    [z, l] of dim + 1 (l starting at 0). vdp: `mu`. All: `batch`, `times`, `t1`, `stiff`.
     """
     rng = case_rng(seed, name)
     field = dict(spec["field"])
@@ -40,7 +41,7 @@ def make_case(name: str, spec: dict, *, seed: int, rtol: float, atol: float) -> 
         y0, ts, cotangent = _problem(spec, 2, rng)
         y0 = y0 + np.array([2.0, 0.0])
         field = {"kind": "vdp"}
-    elif field["kind"] == "mlp":
+    elif field["kind"] in ("mlp", "cnf"):
         dim = int(field["dim"])
         sizes = (
             [dim + int(field.get("time_input", False))] + [int(field["width"])] * int(field["depth"]) + [dim]
@@ -50,16 +51,19 @@ def make_case(name: str, spec: dict, *, seed: int, rtol: float, atol: float) -> 
             bound = 1 / np.sqrt(n_in)
             params[f"weight_{k}"] = rng.uniform(-bound, bound, size=(n_out, n_in))
             params[f"bias_{k}"] = rng.uniform(-bound, bound, size=(n_out,))
-        y0, ts, cotangent = _problem(spec, dim, rng)
+        state_dim = dim + int(field["kind"] == "cnf")
+        y0, ts, cotangent = _problem(spec, state_dim, rng)
+        if field["kind"] == "cnf":
+            y0[:, dim] = 0.0  # the log-density's change starts at 0
         field = {
-            "kind": "mlp",
+            "kind": field["kind"],
             "sizes": sizes,
             "activation": field["activation"],
             "time_input": bool(field.get("time_input", False)),
         }
     else:
         raise ValueError(
-            f"case {name!r}: unknown field kind {field['kind']!r}; choose mlp, vdp or classifier"
+            f"case {name!r}: unknown field kind {field['kind']!r}; choose mlp, cnf, vdp, classifier or flow"
         )
     return Case(
         name=name,
@@ -115,11 +119,46 @@ def case_from_classifier(
     )
 
 
+def case_from_cnf(
+    name: str, flow, points: np.ndarray, spec: dict, *, seed: int, rtol: float, atol: float, source: str = ""
+) -> Case:
+    """The augmented dynamics of a trained `pyode.models.CNF` as a `cnf` case: its weights, from t = 0
+    at `points` (batch, d) with l = 0 to its t1, saved at `times` (spec, default 5) equally spaced times."""
+    rng = case_rng(seed, name)
+    field = flow.dynamics.field
+    times = int(spec.get("times", 5))
+    ts = np.linspace(0.0, flow.t1, times)
+    points = np.asarray(points, np.float64)
+    y0 = np.concatenate([points, np.zeros((len(points), 1))], axis=1)
+    params = {}
+    for k, (w, b) in enumerate(field.weights()):
+        params[f"weight_{k}"], params[f"bias_{k}"] = np.asarray(w, np.float64), np.asarray(b, np.float64)
+    return Case(
+        name=name,
+        field={
+            "kind": "cnf",
+            "sizes": field.sizes,
+            "activation": field.activation,
+            "time_input": field.time_input,
+        },
+        y0=y0,
+        ts=ts,
+        cotangent=rng.normal(size=(times,) + y0.shape),
+        params=params,
+        rtol=rtol,
+        atol=atol,
+        solvers=EXPLICIT_SOLVERS,
+        source=source or "exported from a CNF",
+    )
+
+
 def write_case(name: str, spec: dict, out: str | Path, *, seed: int, rtol: float, atol: float) -> Case:
     """Make the case `name` from its config entry and save it to `out` (.npz and .json).
 
     A `classifier` field (`model`: a path written by the classification training) is
-    exported from the trained model; any other is generated.
+    exported from the trained model, a `flow` field (`model` written by the CNF training, `data`
+    its density's samples) from the trained flow started at the first test points; any other is
+    generated.
     """
     if spec["field"]["kind"] == "classifier":
         from ..models import ODEClassifier, load_model
@@ -136,6 +175,25 @@ def write_case(name: str, spec: dict, out: str | Path, *, seed: int, rtol: float
             rtol=rtol,
             atol=atol,
             source=f"exported from {model_path}",
+        )
+    elif spec["field"]["kind"] == "flow":
+        from ..data import DensitySamples
+        from ..models import CNF, load_model
+
+        model_path, data_path = spec["field"]["model"], spec["field"]["data"]
+        flow, _ = load_model(model_path)
+        if not isinstance(flow, CNF):
+            raise ValueError(f"{model_path} holds a {type(flow).__name__}, not a CNF")
+        points = DensitySamples.load(data_path).x_test[: int(spec.get("batch", 4))]
+        case = case_from_cnf(
+            name,
+            flow,
+            points,
+            spec,
+            seed=seed,
+            rtol=rtol,
+            atol=atol,
+            source=f"exported from {model_path}, started at the first test points of {data_path}",
         )
     else:
         case = make_case(name, spec, seed=seed, rtol=rtol, atol=atol)

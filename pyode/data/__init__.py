@@ -1,5 +1,10 @@
 """Data: synthetic generators and loaders."""
 
+from ._densities import DENSITIES as DENSITIES
+from ._densities import DensitySamples as DensitySamples
+from ._densities import check_density_options as check_density_options
+from ._densities import sample_density as sample_density
+from ._densities import true_log_density as true_log_density
 from ._dynamics import DYNAMICS_GENERATORS as DYNAMICS_GENERATORS
 from ._dynamics import Trajectories as Trajectories
 from ._dynamics import Windows as Windows
@@ -18,6 +23,13 @@ from ._images import normalise as normalise
 from ._images import prepare_mnist as prepare_mnist
 from ._images import random_crop as random_crop
 from ._images import read_idx as read_idx
+from ._processes import PROCESS_DEFAULTS as PROCESS_DEFAULTS
+from ._processes import Paths as Paths
+from ._processes import check_process_options as check_process_options
+from ._processes import simulate_paths as simulate_paths
+from ._processes import true_diffusion as true_diffusion
+from ._processes import true_drift as true_drift
+from ._processes import true_moments as true_moments
 from ._synthetic import GENERATORS as GENERATORS
 from ._synthetic import Split as Split
 from ._synthetic import concentric_circles as concentric_circles

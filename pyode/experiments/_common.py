@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import atomic_write, jax_device, read_json, versions, write_json
-from ..models import save_model
+from ..models import load_model, save_model
 from ..train import OptaxStepper, TrainOptions, TrainState, clear_state, fit, make_optimizer, run_identity
 from ._settings import Section, SettingsError
 
@@ -48,6 +48,12 @@ def load_settings(resolve: Callable[[dict, str], Section], source: str | Path | 
         return resolve(changes or {}, "settings")
     except SettingsError as error:
         raise SettingsError(f"{path}: {error}") from None
+
+
+def check_data_is_for(data_path: str | Path, held: str, wanted: str, what: str) -> None:
+    """A SettingsError if the file at `data_path` holds `what` of `held` where the settings want `wanted`."""
+    if held != wanted:
+        raise SettingsError(f"{data_path} holds {held!r} {what}; the settings are for {wanted!r}")
 
 
 def train_run(
@@ -196,6 +202,25 @@ def write_metrics(
     }
     write_json(path, record)
     return record
+
+
+def write_run_metrics(
+    out_dir: str | Path, experiment: str, run: str, metrics: dict, settings: dict, **options
+) -> dict:
+    """`write_metrics` of a single run into `out_dir`/metrics.json: its name, scalar metrics and settings."""
+    path = Path(out_dir) / "metrics.json"
+    return write_metrics(
+        path, experiment=experiment, runs={run: metrics}, settings={run: settings}, **options
+    )
+
+
+def load_run(
+    run_dir: str | Path, resolve: Callable[[dict], Section]
+) -> tuple[Any, dict, Section, list[dict]]:
+    """A finished training run in `run_dir`: its model, the model file's metadata, its settings (resolved
+    by the experiment's `resolve`) and its history."""
+    model, metadata = load_model(Path(run_dir) / "model.npz")
+    return model, metadata, resolve(metadata["settings"]), read_history(Path(run_dir) / "history.jsonl")
 
 
 def run_metrics(record: dict, run: str) -> dict[str, Any]:

@@ -97,3 +97,26 @@ class StepTrainSettings(TrainSettings):
     """Training for a number of `steps`."""
 
     steps: int = option(1000, minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchTrainSettings(StepTrainSettings):
+    """Training for a number of `steps` on random batches of `batch_size`."""
+
+    batch_size: int = option(256, minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedData(Section):
+    """A data stage's seed and its generator's options (`data`), which `check_options` checks."""
+
+    seed: int = option(42, minimum=0)
+    data: dict = option({})
+
+    def check_options(self) -> None:
+        """Raise a ValueError naming an option the generator does not take (subclasses say which)."""
+
+    def validate(self, where: str) -> "GeneratedData":
+        with reported_at(f"{where}.data"):
+            self.check_options()
+        return self

@@ -18,8 +18,8 @@ import numpy as np
 from .. import counted_programs, counting, status_message
 from ..data import GENERATORS, Split, make_split, split_sizes
 from ..models import ODEClassifier, build_model, classifier_loss, load_model
-from ._common import HISTORY_UNITS, read_history, summarise_history, train_model, write_metrics
-from ._sections import FieldSettings, SolveSettings, StepTrainSettings
+from ._common import HISTORY_UNITS, read_history, summarise_history, train_model, write_run_metrics
+from ._sections import BatchTrainSettings, FieldSettings, SolveSettings
 from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
 
 EXPERIMENT = "classify"
@@ -31,11 +31,6 @@ class ModelSettings(Section):
 
     augment: int = option(0, minimum=0)
     t1: float = option(1.0, above=0)
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassifyTrain(StepTrainSettings):
-    batch_size: int = option(256, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +58,8 @@ class Settings(DataSettings):
     model: ModelSettings = option(ModelSettings())
     field: FieldSettings = option(FieldSettings(width=128, depth=2, activation="tanh", time_input=True))
     solve: SolveSettings = option(SolveSettings())
-    train: ClassifyTrain = option(
-        ClassifyTrain(steps=4000, learning_rate=3e-3, schedule="cosine", gradient_clip=1.0)
+    train: BatchTrainSettings = option(
+        BatchTrainSettings(steps=4000, learning_rate=3e-3, schedule="cosine", gradient_clip=1.0)
     )
 
     def validate(self, where: str) -> "Settings":
@@ -218,13 +213,9 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path, *,
     split = Split.load(data_path)
     history = read_history(run_dir / "history.jsonl")
     metrics = {**evaluate_classifier(model, split), **summarise_history(history)}
-    record = write_metrics(
-        out_dir / "metrics.json",
-        experiment=EXPERIMENT,
-        runs={run: metrics},
-        settings={run: metadata["settings"]},
-        units=UNITS,
-        dtype=str(split.x_train.dtype),
+    dtype = str(split.x_train.dtype)
+    record = write_run_metrics(
+        out_dir, EXPERIMENT, run, metrics, metadata["settings"], units=UNITS, dtype=dtype
     )
     title = f"{run.split('/')[-1].upper()} on {metadata['settings']['dataset']}"
     plots.training_curves(history, out_dir / "loss.png", title=title)

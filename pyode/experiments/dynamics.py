@@ -29,7 +29,14 @@ from ..data import (
     sample_windows,
 )
 from ..models import LinearField, build_model, load_model
-from ._common import HISTORY_UNITS, read_history, summarise_history, train_model, write_metrics
+from ._common import (
+    HISTORY_UNITS,
+    check_data_is_for,
+    read_history,
+    summarise_history,
+    train_model,
+    write_metrics,
+)
 from ._sections import FieldSettings, SolveSettings, StepTrainSettings
 from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
 
@@ -226,10 +233,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     """Train the fit on the data at `data_path`; write model.npz, history.jsonl and snapshots.npz."""
     out_dir = Path(out_dir)
     data = Trajectories.load(data_path)
-    if data.system != settings.system:
-        raise SettingsError(
-            f"{data_path} holds {data.system!r} data; the settings are for {settings.system!r}"
-        )
+    check_data_is_for(data_path, data.system, settings.system, "data")
     data = fit_data(data, settings.fit)
     seed, window = settings.seed, settings.window.to_dict()
 

@@ -24,7 +24,14 @@ from .. import load_arrays, save_arrays, status_message
 from ..data import MNIST_MIRRORS, ImageSplit, load_digits_split, normalise, prepare_mnist, random_crop
 from ..models import IMAGE_MODEL_KINDS, build_model, parameter_count
 from ..train import SCHEDULES
-from ._common import HISTORY_UNITS, summarise_history, train_model, write_history, write_metrics
+from ._common import (
+    HISTORY_UNITS,
+    check_data_is_for,
+    summarise_history,
+    train_model,
+    write_history,
+    write_metrics,
+)
 from ._sections import SolveSettings, TrainSettings
 from ._settings import Section, SettingsError, data_part, option, unique_names
 
@@ -288,10 +295,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
             status="skipped",
             reason=reason,
         )
-    if split.name != settings.dataset:
-        raise SettingsError(
-            f"{data_path} holds {split.name!r} images; the settings are for {settings.dataset!r}"
-        )
+    check_data_is_for(data_path, split.name, settings.dataset, "images")
     seed, data, train_settings = settings.seed, settings.data, settings.train
     raw_train, y_train = _subset(split.x_train, split.y_train, data.train_subset, seed)
     raw_test, y_test = _subset(split.x_test, split.y_test, data.test_subset, seed + 1)

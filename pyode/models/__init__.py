@@ -1,5 +1,12 @@
-"""Equinox modules: vector fields, neural ODEs and classifiers, and their files."""
+"""Equinox modules: vector fields, neural ODEs and classifiers, flows and SDEs, and their files."""
 
+from ._cnf import CNF as CNF
+from ._cnf import PROBES as PROBES
+from ._cnf import TRACES as TRACES
+from ._cnf import CNFDynamics as CNFDynamics
+from ._cnf import cnf_loss as cnf_loss
+from ._cnf import make_cnf as make_cnf
+from ._cnf import standard_normal_log_density as standard_normal_log_density
 from ._field import ACTIVATIONS as ACTIVATIONS
 from ._field import LinearField as LinearField
 from ._field import MLPField as MLPField
@@ -19,3 +26,6 @@ from ._saved import MODEL_KINDS as MODEL_KINDS
 from ._saved import build_model as build_model
 from ._saved import load_model as load_model
 from ._saved import save_model as save_model
+from ._sde import NeuralSDE as NeuralSDE
+from ._sde import make_neural_sde as make_neural_sde
+from ._sde import transition_nll as transition_nll

@@ -15,9 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import CorruptFile, load_arrays, save_arrays
+from ._cnf import make_cnf
 from ._field import LinearField, MLPField
 from ._image import make_image_classifier
 from ._node import make_classifier
+from ._sde import make_neural_sde
 
 
 def _float32(tree):
@@ -29,6 +31,8 @@ MODEL_KINDS: dict[str, Callable[..., eqx.Module]] = {
     "mlp_field": lambda *, dim, key, **spec: _float32(MLPField(dim, key=key, **spec)),
     "linear_field": lambda *, dim, key: _float32(LinearField(dim, key=key)),
     "image_classifier": lambda *, key, **spec: make_image_classifier(key=key, **spec),
+    "cnf": lambda *, key, **spec: _float32(make_cnf(key=key, **spec)),
+    "neural_sde": lambda *, key, **spec: _float32(make_neural_sde(key=key, **spec)),
 }
 """Builders of every model that can be saved: kind -> f(**spec, key) giving a skeleton (the
 experiments train in float32, whatever JAX's 64-bit mode)."""

@@ -9,6 +9,9 @@ from ._bench import bench_table as bench_table
 from ._classify import classifier_dynamics as classifier_dynamics
 from ._classify import decision_regions as decision_regions
 from ._classify import training_curves as training_curves
+from ._cnf import cnf_density as cnf_density
+from ._cnf import cnf_flow_animation as cnf_flow_animation
+from ._cnf import cnf_training as cnf_training
 from ._crossval import crossval_error_sweep as crossval_error_sweep
 from ._crossval import crossval_nfe as crossval_nfe
 from ._dynamics import dynamics_animation as dynamics_animation
@@ -21,4 +24,9 @@ from ._image import image_nfe as image_nfe
 from ._image import image_time as image_time
 from ._scratch import plot_scratch_loss as plot_scratch_loss
 from ._scratch import plot_scratch_trajectory as plot_scratch_trajectory
+from ._sde import sde_coefficients as sde_coefficients
+from ._sde import sde_convergence as sde_convergence
+from ._sde import sde_marginals as sde_marginals
+from ._sde import sde_paths as sde_paths
+from ._sde import sde_training as sde_training
 from ._style import save_figure as save_figure

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._style import CLASS_COLOURS, plt, save_figure
+from ._style import CLASS_COLOURS, draw_evaluation_counts, plt, save_figure
 
 
 def training_curves(history: list[dict], path, *, title: str = "") -> None:
@@ -20,20 +20,7 @@ def training_curves(history: list[dict], path, *, title: str = "") -> None:
         ax_acc.plot(steps, [r["accuracy"] for r in history], lw=0.6, color="tab:green", alpha=0.7)
         ax_acc.set_ylabel("batch accuracy", color="tab:green")
         ax_acc.set_ylim(0, 1.02)
-    ax_nfe.plot(steps, [r["nfe_forward"] for r in history], lw=0.8, label="forward")
-    counted = [r for r in history if "nfe_backward" in r]
-    ax_nfe.plot(
-        [r["step"] for r in counted],
-        [r["nfe_backward"] for r in counted],
-        lw=0.8,
-        ls="--",
-        marker=".",
-        markersize=3,
-        label="backward (counted steps)",
-    )
-    ax_nfe.set_xlabel("step")
-    ax_nfe.set_ylabel("function evaluations")
-    ax_nfe.legend()
+    draw_evaluation_counts(ax_nfe, history)
     fig.suptitle(title)
     save_figure(fig, path)
 

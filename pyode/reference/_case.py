@@ -4,7 +4,9 @@
 
 - `y0` (batch, dim), `ts` (time,), `cotangent` (time, batch, dim): loss = sum(cotangent * ys);
 - an `mlp` field: `weight_k` (out, in) and `bias_k` (out,) for each layer k = 0, 1, ...;
-  a `vdp` field: `theta` = [mu].
+  a `vdp` field: `theta` = [mu];
+- a `cnf` field: the same MLP on the first dim - 1 coordinates z of the state [z, l], whose
+  dynamics are dz/dt = f(t, z), dl/dt = -tr(df/dz) (a continuous normalising flow, exact trace).
 """
 
 import json
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-FIELD_KINDS = ("mlp", "vdp")
+FIELD_KINDS = ("mlp", "vdp", "cnf")
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,18 @@ class Case:
             raise ValueError(f"cotangent must be (time, batch, dim) = {(len(self.ts), batch, dim)}")
         if self.field["kind"] == "vdp" and (dim != 2 or np.shape(self.params.get("theta")) != (1,)):
             raise ValueError("a vdp case has states of dimension 2 and theta = [mu]")
-        if self.field["kind"] == "mlp":
+        if self.field["kind"] in ("mlp", "cnf"):
             if [int(n) for n in self.field["sizes"]] != self.mlp_sizes():
                 raise ValueError(
                     f"weights give layer sizes {self.mlp_sizes()}, metadata {self.field['sizes']}"
                 )
-            expected_in = dim + int(self.field["time_input"])
-            if self.mlp_sizes()[0] != expected_in or self.mlp_sizes()[-1] != dim:
-                raise ValueError(f"an MLP field on dim {dim} needs sizes [{expected_in}, ..., {dim}]")
+            out = dim - 1 if self.field["kind"] == "cnf" else dim
+            expected_in = out + int(self.field["time_input"])
+            if self.mlp_sizes()[0] != expected_in or self.mlp_sizes()[-1] != out:
+                raise ValueError(
+                    f"a {self.field['kind']} field on states of dim {dim} "
+                    f"needs MLP sizes [{expected_in}, ..., {out}]"
+                )
 
     @property
     def dim(self) -> int:
@@ -59,7 +65,7 @@ class Case:
         return self.y0.shape[0]
 
     def mlp_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """[(weight (out, in), bias (out,)), ...] of an `mlp` field."""
+        """[(weight (out, in), bias (out,)), ...] of an `mlp` or `cnf` field."""
         count = sum(1 for key in self.params if key.startswith("weight_"))
         return [(self.params[f"weight_{k}"], self.params[f"bias_{k}"]) for k in range(count)]
 

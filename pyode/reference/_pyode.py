@@ -10,17 +10,19 @@ from ._case import Case
 
 
 def pyode_field(case: Case):
-    """The Equinox field of a case: an `MLPField` holding its weights, or `VanDerPol`."""
+    """The Equinox field of a case: an `MLPField` holding its weights, `CNFDynamics` around one, or
+    `VanDerPol`."""
     import jax.numpy as jnp
 
-    from ..models import VanDerPol, mlp_field_from_weights
+    from ..models import CNFDynamics, VanDerPol, mlp_field_from_weights
 
     if case.field["kind"] == "vdp":
         return VanDerPol(jnp.asarray(case.params["theta"]))
     weights = [(jnp.asarray(w), jnp.asarray(b)) for w, b in case.mlp_weights()]
-    return mlp_field_from_weights(
+    mlp = mlp_field_from_weights(
         weights, activation=case.field["activation"], time_input=bool(case.field["time_input"])
     )
+    return CNFDynamics(mlp) if case.field["kind"] == "cnf" else mlp
 
 
 def field_gradients(case: Case, grad_field) -> dict[str, np.ndarray]:

@@ -3,10 +3,12 @@
 With S = dy/dy0 and S_theta = dy/dtheta, the augmented system is
 dy/dt = f, dS/dt = J_y S, dS_theta/dt = J_y S_theta + J_theta (S(0) = I, S_theta(0) = 0),
 and the loss gradients are sums of the cotangent against S and S_theta at the save times.
-The Jacobians of the field are written out by hand below (no autodiff).
+The Jacobians of the field are written out by hand below (no autodiff); a `cnf` case's trace row
+uses `pyode.scratch`'s hand-written second derivatives.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from importlib.metadata import version
 
 import numpy as np
@@ -46,6 +48,8 @@ def field_and_jacobians(case: Case, t: float, y: np.ndarray) -> tuple[np.ndarray
         j_theta = np.zeros((batch, 2, 1))
         j_theta[:, 1, 0] = (1 - x**2) * v
         return f, j_y, j_theta
+    if case.field["kind"] == "cnf":
+        return _cnf_field_and_jacobians(case, t, y)
     weights = case.mlp_weights()
     h = np.concatenate([y, np.full((batch, 1), t)], axis=1) if case.field["time_input"] else y
     inputs, slopes = [], []
@@ -71,6 +75,32 @@ def field_and_jacobians(case: Case, t: float, y: np.ndarray) -> tuple[np.ndarray
         j_y[:, i] = g[:, :dim]
     j_theta = np.concatenate([grads[name].reshape(batch, dim, -1) for name in case.params], axis=2)
     return h, j_y, j_theta
+
+
+def _cnf_field_and_jacobians(case: Case, t: float, y: np.ndarray):
+    """The `cnf` case's augmented field [f(t, z), -tr(df/dz)] and its Jacobians: the rows of f from the
+    MLP's hand-written Jacobians above; the row of -tr(df/dz) from `pyode.scratch`'s hand-written
+    second derivatives (`ScratchMLP.trace_gradients`), point by point."""
+    from ..scratch import ScratchMLP
+
+    batch, dim = y.shape
+    z = y[:, :-1]
+    mlp_case = replace(
+        case, field={**case.field, "kind": "mlp"}, y0=case.y0[:, :-1], cotangent=case.cotangent[..., :-1]
+    )
+    f, j_z, j_theta_f = field_and_jacobians(mlp_case, t, z)
+    mlp = ScratchMLP(case.mlp_weights(), case.field["activation"], bool(case.field["time_input"]))
+    zeros = np.zeros_like(z)
+    _, trace, grad_z, _, grad_weights = mlp.trace_gradients(t, z, zeros, -np.ones(batch))
+    grads = {}
+    for k, (weight, bias) in enumerate(grad_weights):
+        grads[f"weight_{k}"], grads[f"bias_{k}"] = weight, bias
+    j_theta_trace = np.concatenate([grads[name].reshape(batch, -1) for name in case.params], axis=1)
+    j_y = np.zeros((batch, dim, dim))
+    j_y[:, :-1, :-1] = j_z
+    j_y[:, -1, :-1] = grad_z
+    j_theta = np.concatenate([j_theta_f, j_theta_trace[:, None, :]], axis=1)
+    return np.concatenate([f, -trace[:, None]], axis=1), j_y, j_theta
 
 
 class ScipyBackend(AbstractBackend):

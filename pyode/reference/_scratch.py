@@ -10,16 +10,18 @@ from ._case import Case
 
 
 def scratch_field(case: Case):
-    """The NumPy field of a case: a `ScratchMLP` holding its weights, or `ScratchVanDerPol`."""
+    """The NumPy field of a case: a `ScratchMLP` holding its weights, `ScratchCNF` around one, or
+    `ScratchVanDerPol`."""
     from .. import scratch
 
     if case.field["kind"] == "vdp":
         return scratch.ScratchVanDerPol(float(case.params["theta"][0]))
-    return scratch.ScratchMLP(
+    mlp = scratch.ScratchMLP(
         [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
         activation=case.field["activation"],
         time_input=bool(case.field["time_input"]),
     )
+    return scratch.ScratchCNF(mlp) if case.field["kind"] == "cnf" else mlp
 
 
 class ScratchBackend(AbstractBackend):

@@ -9,7 +9,10 @@ from ._case import Case
 
 
 def torch_field(case: Case):
-    """A torch module computing the case's field, counting its evaluations in `.calls`."""
+    """A torch module computing the case's field, counting its evaluations in `.calls`.
+
+    A `cnf` case's trace is computed by torch.autograd (exact), independently of pyode's.
+    """
     import torch
 
     activations = {
@@ -33,8 +36,13 @@ def torch_field(case: Case):
             if case.field["kind"] == "vdp":
                 x, v = y[..., 0], y[..., 1]
                 return torch.stack([v, p["theta"][0] * (1 - x**2) * v - x], dim=-1)
+            if case.field["kind"] == "cnf":
+                return self.augmented(t, y)
+            return self.mlp(t, y)
+
+        def mlp(self, t, h):
+            p = self.case_params
             sigma = activations[case.field["activation"]]
-            h = y
             if case.field["time_input"]:
                 h = torch.cat([h, t.expand(h.shape[:-1] + (1,)).to(h.dtype)], dim=-1)
             layers = len(case.mlp_weights())
@@ -43,6 +51,20 @@ def torch_field(case: Case):
                 if k < layers - 1:
                     h = sigma(h)
             return h
+
+        def augmented(self, t, y):
+            """[f(t, z), -tr(df/dz)] with the trace from torch.autograd, one input direction at a time
+            (a graph is kept, so that the trace can be differentiated in turn)."""
+            with torch.enable_grad():
+                z = y[..., :-1]
+                if not z.requires_grad:
+                    z = z.detach().requires_grad_(True)
+                value = self.mlp(t, z)
+                trace = sum(
+                    torch.autograd.grad(value[..., i].sum(), z, create_graph=True)[0][..., i]
+                    for i in range(value.shape[-1])
+                )
+            return torch.cat([value, -trace[..., None]], dim=-1)
 
     return Field()
 
@@ -96,7 +118,7 @@ class TorchdiffeqBackend(AbstractBackend):
             return Result(
                 backend=self.name,
                 case=case.name,
-                trajectory=ys.numpy(),
+                trajectory=ys.detach().numpy(),
                 grad_y0=y0.grad.numpy().copy(),
                 grad_params={k: p.grad.numpy().copy() for k, p in field.case_params.items()},
                 nfe_forward=nfe_forward,

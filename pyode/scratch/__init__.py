@@ -5,7 +5,9 @@ the A-to-B regression trained with it is `pyode.experiments.regression`.
 """
 
 from ._field import ACTIVATIONS as ACTIVATIONS
+from ._field import SECOND_DERIVATIVES as SECOND_DERIVATIVES
 from ._field import FieldVJP as FieldVJP
+from ._field import ScratchCNF as ScratchCNF
 from ._field import ScratchField as ScratchField
 from ._field import ScratchMLP as ScratchMLP
 from ._field import ScratchVanDerPol as ScratchVanDerPol

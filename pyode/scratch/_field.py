@@ -35,6 +35,20 @@ def _relu_derivative(x: np.ndarray) -> np.ndarray:
     return (x > 0).astype(x.dtype)
 
 
+def _tanh_second_derivative(x: np.ndarray) -> np.ndarray:
+    value = np.tanh(x)
+    return -2.0 * value * (1.0 - value**2)
+
+
+def _sigmoid_derivative(x: np.ndarray) -> np.ndarray:
+    value = _sigmoid(x)
+    return value * (1.0 - value)
+
+
+def _elu_second_derivative(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, 0.0, np.exp(np.minimum(x, 0.0)))
+
+
 ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
     "tanh": (np.tanh, _tanh_derivative),
     "softplus": (_softplus, _sigmoid),
@@ -42,6 +56,14 @@ ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.nd
     "relu": (_relu, _relu_derivative),
 }
 """name -> (activation, its derivative), both taking the pre-activation; as in `pyode.models`."""
+
+SECOND_DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": _tanh_second_derivative,
+    "softplus": _sigmoid_derivative,
+    "elu": _elu_second_derivative,
+    "relu": np.zeros_like,
+}
+"""name -> the activation's second derivative (for the gradient of a Jacobian's trace)."""
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -164,6 +186,114 @@ class ScratchMLP:
         grad_weights.reverse()
         grad_t = float(grad_h[..., self.dim].sum()) if self.time_input else 0.0
         return FieldVJP(value=value, y=grad_h[..., : self.dim], theta=flatten_weights(grad_weights), t=grad_t)
+
+    def trace_gradients(self, t: float, y: np.ndarray, cotangent: np.ndarray, trace_cotangent: np.ndarray):
+        """f(t, y), tr(df/dy) and, per point, the gradients of sum(cotangent * f) + trace_cotangent * tr.
+
+        y (batch, dim), cotangent (batch, dim), trace_cotangent (batch,). Returns (value (batch,
+        dim), trace (batch,), grad_y (batch, dim), grad_t (batch,), grad_weights [(W (batch, out,
+        in), b (batch, out)), ...]). The trace is the sum over input directions e_i of (df/dy e_i)_i,
+        each carried forward through the layers (u -> s'(z) * (W u)); the gradient runs back through
+        both that tangent pass and the value pass, so it needs the activation's second derivative.
+        """
+        sigma, sigma_derivative = ACTIVATIONS[self.activation]
+        second_derivative = SECOND_DERIVATIVES[self.activation]
+        last = len(self.weights) - 1
+        inputs, pre_activations = [], []
+        h = self._input(t, y)
+        for k, (weight, bias) in enumerate(self.weights):
+            inputs.append(h)
+            h = h @ weight.T + bias
+            if k < last:
+                pre_activations.append(h)
+                h = sigma(h)
+        value = h
+        # Tangent pass, one input direction at a time: tangents[i][k] is the tangent entering layer k.
+        tangents = []
+        trace = np.zeros(y.shape[0], dtype=y.dtype)
+        for i in range(self.dim):
+            u = np.zeros_like(inputs[0])
+            u[:, i] = 1.0
+            entering = []
+            for k, (weight, _) in enumerate(self.weights):
+                entering.append(u)
+                u = u @ weight.T
+                if k < last:
+                    u = sigma_derivative(pre_activations[k]) * u
+            tangents.append(entering)
+            trace = trace + u[:, i]
+        grad_w = [np.zeros((y.shape[0],) + weight.shape, dtype=y.dtype) for weight, _ in self.weights]
+        grad_b = [np.zeros((y.shape[0], bias.shape[0]), dtype=y.dtype) for _, bias in self.weights]
+        grad_pre = [np.zeros_like(z) for z in pre_activations]
+        # Back through each tangent pass: d trace / d (tangent leaving the last layer) is e_i.
+        for i in range(self.dim):
+            u_bar = np.zeros_like(value)
+            u_bar[:, i] = trace_cotangent
+            for k in reversed(range(len(self.weights))):
+                weight = self.weights[k][0]
+                if k < last:
+                    pre_tangent = tangents[i][k] @ weight.T
+                    grad_pre[k] += u_bar * second_derivative(pre_activations[k]) * pre_tangent
+                    u_bar = u_bar * sigma_derivative(pre_activations[k])
+                grad_w[k] += u_bar[:, :, None] * tangents[i][k][:, None, :]
+                u_bar = u_bar @ weight
+        # Back through the value pass, with the tangent passes' pull on each pre-activation.
+        h_bar = cotangent
+        for k in reversed(range(len(self.weights))):
+            weight = self.weights[k][0]
+            if k < last:
+                h_bar = h_bar * sigma_derivative(pre_activations[k]) + grad_pre[k]
+            grad_w[k] += h_bar[:, :, None] * inputs[k][:, None, :]
+            grad_b[k] += h_bar
+            h_bar = h_bar @ weight
+        grad_t = h_bar[:, self.dim] if self.time_input else np.zeros(y.shape[0], dtype=y.dtype)
+        return value, trace, h_bar[:, : self.dim], grad_t, list(zip(grad_w, grad_b))
+
+
+@dataclass(frozen=True)
+class ScratchCNF:
+    """The augmented dynamics of a continuous normalising flow on states [z, l] (batch, dim + 1):
+    dz/dt = f(t, z), dl/dt = -tr(df/dz), f a `ScratchMLP`; as `pyode.models.CNFDynamics` (exact trace)."""
+
+    mlp: ScratchMLP
+
+    @property
+    def dim(self) -> int:
+        return self.mlp.dim + 1
+
+    @property
+    def num_parameters(self) -> int:
+        return self.mlp.num_parameters
+
+    @property
+    def weights(self) -> Weights:
+        return self.mlp.weights
+
+    def flat_parameters(self) -> np.ndarray:
+        return self.mlp.flat_parameters()
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        batch = y.reshape(-1, self.dim)
+        zeros = np.zeros(batch.shape[:1] + (self.mlp.dim,), batch.dtype)
+        value, trace, *_ = self.mlp.trace_gradients(
+            t, batch[:, :-1], zeros, np.zeros(len(batch), batch.dtype)
+        )
+        return np.concatenate([value, -trace[:, None]], axis=1).reshape(y.shape)
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
+        """The augmented field and a^T of its derivatives: the trace's gradient by `trace_gradients`."""
+        batch, a = y.reshape(-1, self.dim), cotangent.reshape(-1, self.dim)
+        value, trace, grad_z, grad_t, grad_weights = self.mlp.trace_gradients(
+            t, batch[:, :-1], a[:, :-1], -a[:, -1]
+        )
+        grad_y = np.concatenate([grad_z, np.zeros((len(batch), 1), batch.dtype)], axis=1)
+        summed = [(w.sum(axis=0), b.sum(axis=0)) for w, b in grad_weights]
+        return FieldVJP(
+            value=np.concatenate([value, -trace[:, None]], axis=1).reshape(y.shape),
+            y=grad_y.reshape(y.shape),
+            theta=flatten_weights(summed),
+            t=float(grad_t.sum()),
+        )
 
 
 @dataclass(frozen=True)

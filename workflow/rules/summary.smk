@@ -5,7 +5,11 @@ settings_file("workflow-config", config)
 
 rule summary:
     input:
-        metrics=[path for path in CLASSIFY_OUTPUTS + DYNAMICS_OUTPUTS if path.endswith("metrics.json")]
+        metrics=[
+            path
+            for path in CLASSIFY_OUTPUTS + DYNAMICS_OUTPUTS + CNF_OUTPUTS + SDE_OUTPUTS
+            if path.endswith("metrics.json")
+        ]
         + IMAGE_METRICS
         + ["results/regression/metrics.json"],
         config="results/settings/workflow-config.json",
