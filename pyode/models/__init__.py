@@ -1,4 +1,4 @@
-"""Equinox modules: vector fields, neural ODEs and classifiers, and their files."""
+"""Equinox modules: vector fields, neural ODEs, classifiers, latent and second-order ODEs, and their files."""
 
 from ._field import ACTIVATIONS as ACTIVATIONS
 from ._field import LinearField as LinearField
@@ -9,6 +9,13 @@ from ._image import IMAGE_MODEL_KINDS as IMAGE_MODEL_KINDS
 from ._image import ImageClassifier as ImageClassifier
 from ._image import make_image_classifier as make_image_classifier
 from ._image import parameter_count as parameter_count
+from ._latent import LatentODE as LatentODE
+from ._latent import RecognitionRNN as RecognitionRNN
+from ._latent import RecurrentForecaster as RecurrentForecaster
+from ._latent import gaussian_log_density as gaussian_log_density
+from ._latent import latent_ode_loss as latent_ode_loss
+from ._latent import make_latent_ode as make_latent_ode
+from ._latent import recurrent_loss as recurrent_loss
 from ._node import AugmentedNeuralODE as AugmentedNeuralODE
 from ._node import NeuralODE as NeuralODE
 from ._node import ODEClassifier as ODEClassifier
@@ -19,3 +26,8 @@ from ._saved import MODEL_KINDS as MODEL_KINDS
 from ._saved import build_model as build_model
 from ._saved import load_model as load_model
 from ._saved import save_model as save_model
+from ._second_order import POSITION_MODELS as POSITION_MODELS
+from ._second_order import PositionODE as PositionODE
+from ._second_order import SecondOrderField as SecondOrderField
+from ._second_order import make_position_ode as make_position_ode
+from ._second_order import second_order_field_from_weights as second_order_field_from_weights

@@ -17,7 +17,9 @@ import numpy as np
 from .. import CorruptFile, load_arrays, save_arrays
 from ._field import LinearField, MLPField
 from ._image import make_image_classifier
+from ._latent import RecurrentForecaster, make_latent_ode
 from ._node import make_classifier
+from ._second_order import make_position_ode
 
 
 def _float32(tree):
@@ -29,6 +31,11 @@ MODEL_KINDS: dict[str, Callable[..., eqx.Module]] = {
     "mlp_field": lambda *, dim, key, **spec: _float32(MLPField(dim, key=key, **spec)),
     "linear_field": lambda *, dim, key: _float32(LinearField(dim, key=key)),
     "image_classifier": lambda *, key, **spec: make_image_classifier(key=key, **spec),
+    "latent_ode": lambda *, key, **spec: _float32(make_latent_ode(key=key, **spec)),
+    "recurrent_forecaster": lambda *, obs_dim, hidden, key: _float32(
+        RecurrentForecaster(obs_dim, hidden, key=key)
+    ),
+    "position_ode": lambda *, kind, key, **spec: _float32(make_position_ode(kind, key=key, **spec)),
 }
 """Builders of every model that can be saved: kind -> f(**spec, key) giving a skeleton (the
 experiments train in float32, whatever JAX's 64-bit mode)."""
