@@ -4,6 +4,8 @@
 
 - `y0` (batch, dim), `ts` (time,), `cotangent` (time, batch, dim): loss = sum(cotangent * ys);
 - an `mlp` field: `weight_k` (out, in) and `bias_k` (out,) for each layer k = 0, 1, ...;
+  a `sonode` field (y = (x, v), dy/dt = (v, MLP(y))): the same arrays for its MLP, which maps
+  the whole state (+ t) to the acceleration (half the state);
   a `vdp` field: `theta` = [mu].
 """
 
@@ -13,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-FIELD_KINDS = ("mlp", "vdp")
+FIELD_KINDS = ("mlp", "vdp", "sonode")
+MLP_KINDS = ("mlp", "sonode")
+"""Field kinds whose parameters are an MLP's layers (`weight_k`, `bias_k`)."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,20 @@ class Case:
             raise ValueError(f"cotangent must be (time, batch, dim) = {(len(self.ts), batch, dim)}")
         if self.field["kind"] == "vdp" and (dim != 2 or np.shape(self.params.get("theta")) != (1,)):
             raise ValueError("a vdp case has states of dimension 2 and theta = [mu]")
-        if self.field["kind"] == "mlp":
+        if self.field["kind"] in MLP_KINDS:
             if [int(n) for n in self.field["sizes"]] != self.mlp_sizes():
                 raise ValueError(
                     f"weights give layer sizes {self.mlp_sizes()}, metadata {self.field['sizes']}"
                 )
             expected_in = dim + int(self.field["time_input"])
-            if self.mlp_sizes()[0] != expected_in or self.mlp_sizes()[-1] != dim:
-                raise ValueError(f"an MLP field on dim {dim} needs sizes [{expected_in}, ..., {dim}]")
+            expected_out = dim if self.field["kind"] == "mlp" else dim // 2
+            if self.field["kind"] == "sonode" and dim % 2:
+                raise ValueError(f"a sonode state holds a position and a velocity; dim {dim} is odd")
+            if self.mlp_sizes()[0] != expected_in or self.mlp_sizes()[-1] != expected_out:
+                raise ValueError(
+                    f"a field of kind {self.field['kind']} on dim {dim} needs sizes "
+                    f"[{expected_in}, ..., {expected_out}]"
+                )
 
     @property
     def dim(self) -> int:
@@ -59,7 +69,7 @@ class Case:
         return self.y0.shape[0]
 
     def mlp_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """[(weight (out, in), bias (out,)), ...] of an `mlp` field."""
+        """[(weight (out, in), bias (out,)), ...] of an `mlp` or `sonode` field."""
         count = sum(1 for key in self.params if key.startswith("weight_"))
         return [(self.params[f"weight_{k}"], self.params[f"bias_{k}"]) for k in range(count)]
 

@@ -10,23 +10,25 @@ from ._case import Case
 
 
 def pyode_field(case: Case):
-    """The Equinox field of a case: an `MLPField` holding its weights, or `VanDerPol`."""
+    """The Equinox field of a case: an `MLPField` or a `SecondOrderField` holding its weights, or
+    `VanDerPol`."""
     import jax.numpy as jnp
 
-    from ..models import VanDerPol, mlp_field_from_weights
+    from ..models import VanDerPol, mlp_field_from_weights, second_order_field_from_weights
 
     if case.field["kind"] == "vdp":
         return VanDerPol(jnp.asarray(case.params["theta"]))
     weights = [(jnp.asarray(w), jnp.asarray(b)) for w, b in case.mlp_weights()]
-    return mlp_field_from_weights(
-        weights, activation=case.field["activation"], time_input=bool(case.field["time_input"])
-    )
+    build = second_order_field_from_weights if case.field["kind"] == "sonode" else mlp_field_from_weights
+    return build(weights, activation=case.field["activation"], time_input=bool(case.field["time_input"]))
 
 
 def field_gradients(case: Case, grad_field) -> dict[str, np.ndarray]:
     """The gradient of a field (a pytree like `pyode_field`'s) in the case's parameter names."""
     if case.field["kind"] == "vdp":
         return {"theta": np.asarray(grad_field.theta)}
+    if case.field["kind"] == "sonode":
+        grad_field = grad_field.acceleration
     grads = {}
     for k, (weight, bias) in enumerate(grad_field.weights()):
         grads[f"weight_{k}"], grads[f"bias_{k}"] = np.asarray(weight), np.asarray(bias)

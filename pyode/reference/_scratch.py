@@ -10,12 +10,14 @@ from ._case import Case
 
 
 def scratch_field(case: Case):
-    """The NumPy field of a case: a `ScratchMLP` holding its weights, or `ScratchVanDerPol`."""
+    """The NumPy field of a case: a `ScratchMLP` or `ScratchSecondOrder` holding its weights, or
+    `ScratchVanDerPol`."""
     from .. import scratch
 
     if case.field["kind"] == "vdp":
         return scratch.ScratchVanDerPol(float(case.params["theta"][0]))
-    return scratch.ScratchMLP(
+    build = scratch.ScratchSecondOrder if case.field["kind"] == "sonode" else scratch.ScratchMLP
+    return build(
         [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
         activation=case.field["activation"],
         time_input=bool(case.field["time_input"]),
@@ -23,7 +25,7 @@ def scratch_field(case: Case):
 
 
 class ScratchBackend(AbstractBackend):
-    """`pyode.scratch.adjoint_gradients` on the case's field (`ScratchMLP` or `ScratchVanDerPol`).
+    """`pyode.scratch.adjoint_gradients` on the case's field (`scratch_field`).
 
     On a stiff case the backward solve restarts z from the forward solution at every step
     (`restart="steps"`): re-integrating a stiff state backward between save times diverges.

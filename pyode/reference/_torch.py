@@ -42,6 +42,8 @@ def torch_field(case: Case):
                 h = h @ p[f"weight_{k}"].T + p[f"bias_{k}"]
                 if k < layers - 1:
                     h = sigma(h)
+            if case.field["kind"] == "sonode":
+                return torch.cat([y[..., y.shape[-1] // 2 :], h], dim=-1)
             return h
 
     return Field()
