@@ -8,7 +8,9 @@ through the one loop (`pyode.train`), evaluation with figures, metrics in one sh
 from . import classify as classify
 from . import dynamics as dynamics
 from . import image as image
+from . import latent as latent
 from . import regression as regression
+from . import sonode as sonode
 from . import summary as summary
 from ._common import load_settings as load_settings
 from ._common import read_history as read_history
@@ -23,5 +25,12 @@ from ._settings import SettingsError as SettingsError
 from ._settings import option as option
 from ._settings import unique_names as unique_names
 
-EXPERIMENTS = {"classify": classify, "dynamics": dynamics, "image": image, "regression": regression}
+EXPERIMENTS = {
+    "classify": classify,
+    "dynamics": dynamics,
+    "image": image,
+    "regression": regression,
+    "latent": latent,
+    "sonode": sonode,
+}
 """The experiments that train and evaluate, by the name of their config section."""
