@@ -8,6 +8,8 @@ include: "workflow/rules/classify.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/image.smk"
 include: "workflow/rules/regression.smk"
+include: "workflow/rules/latent.smk"
+include: "workflow/rules/sonode.smk"
 include: "workflow/rules/crossval.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/summary.smk"
@@ -19,5 +21,7 @@ rule all:
         DYNAMICS_OUTPUTS,
         IMAGE_OUTPUTS,
         "results/regression/metrics.json",
+        LATENT_OUTPUTS,
+        SONODE_OUTPUTS,
         CROSSVAL_OUTPUTS,
         "results/summary.csv",

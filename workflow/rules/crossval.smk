@@ -36,8 +36,8 @@ CROSSVAL_SWEEP_FILES = {  # backend -> its result files, one per tolerance of th
     backend: [f"results/crossval/sweep/{backend}/rtol_{float(r):.0e}.npz" for r in CROSSVAL["sweep"]["rtols"]]
     for backend in set(CROSSVAL["sweep"]["backends"]) | {"{backend}"}
 }
-CROSSVAL_MODELS = {  # a case exported from a trained classifier needs its model file
-    name: [spec["field"]["model"]] if spec["field"]["kind"] == "classifier" else []
+CROSSVAL_MODELS = {  # a case exported from a trained model (classifier, latent ODE, SONODE) needs its file
+    name: [spec["field"]["model"]] if spec["field"]["kind"] in ("classifier", "trained") else []
     for name, spec in CROSSVAL_CASES.items()
 }
 CROSSVAL_OUTPUTS = [

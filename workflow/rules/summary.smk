@@ -7,7 +7,9 @@ rule summary:
     input:
         metrics=[path for path in CLASSIFY_OUTPUTS + DYNAMICS_OUTPUTS if path.endswith("metrics.json")]
         + IMAGE_METRICS
-        + ["results/regression/metrics.json"],
+        + ["results/regression/metrics.json"]
+        + LATENT_METRICS
+        + [path for path in SONODE_OUTPUTS if path.endswith("metrics.json")],
         config="results/settings/workflow-config.json",
     output:
         csv=report("results/summary.csv", caption="../report/summary.rst", category="Summary"),
