@@ -67,7 +67,9 @@ def test_scratch_imports_no_autodiff_library():
 def test_schema_names_are_the_registries():
     import pyode
     from pyode import bench, reference, scratch
-    from pyode.models import ACTIVATIONS
+    from pyode.data import POSITION_TASKS
+    from pyode.experiments import latent
+    from pyode.models import ACTIVATIONS, POSITION_MODELS
     from pyode.train import OPTIMIZERS, SCHEDULES
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -80,7 +82,16 @@ def test_schema_names_are_the_registries():
     assert names["optimizer"] == set(OPTIMIZERS)
     assert names["backend"] == set(reference.BACKENDS)
     assert names["bench_method"] == {f"{lib}-{m}" for lib, methods in bench.METHODS.items() for m in methods}
-    declared = set(pyode.SOLVERS) | set(pyode.ADJOINTS) | set(ACTIVATIONS)
+    assert names["latent_model"] == set(latent.MODELS)
+    assert names["position_model"] == set(POSITION_MODELS)
+    assert names["position_task"] == set(POSITION_TASKS)
+    declared = (
+        set(pyode.SOLVERS)
+        | set(pyode.ADJOINTS)
+        | set(ACTIVATIONS)
+        | set(POSITION_MODELS)
+        | set(latent.MODELS)
+    )
 
     def enums(node):
         if isinstance(node, dict):
