@@ -15,6 +15,11 @@ from .. import Solution, solve
 from ._field import MLPField, activation_function
 
 
+def _hidden_start(cell: eqx.nn.GRUCell, values) -> Array:
+    """A GRU's zero state in the dtype its updates will have (the values' and the weights' promoted)."""
+    return jnp.zeros(cell.hidden_size, jnp.result_type(values, cell.weight_hh))
+
+
 def _last_observed(times: Float[Array, " n"], mask: Float[Array, " n"]) -> Float[Array, ""]:
     """The latest observed time (the earliest time when nothing is observed)."""
     return jnp.max(jnp.where(mask > 0, times, jnp.min(times)))
@@ -45,11 +50,11 @@ class RecognitionRNN(eqx.Module):
 
         def read(hidden, observation):
             t, x, observed, later = observation
-            gap = jnp.where(observed > 0, later - t, 0.0)
+            gap = jnp.where(observed > 0, later - t, 0.0).astype(x.dtype)
             updated = self.cell(jnp.concatenate([x, gap[None]]), hidden)
             return jnp.where(observed > 0, updated, hidden), None
 
-        start = jnp.zeros(self.cell.hidden_size, values.dtype)
+        start = _hidden_start(self.cell, values)
         hidden, _ = jax.lax.scan(read, start, (times, values, mask, following), reverse=True)
         out = self.head(hidden)
         return out[: self.latent], out[self.latent :]
@@ -162,12 +167,12 @@ class RecurrentForecaster(eqx.Module):
 
         def step(hidden, observation):
             t, x, observed, target_time = observation
-            gap = jnp.where(observed > 0, target_time - t, 0.0)
+            gap = jnp.where(observed > 0, target_time - t, 0.0).astype(x.dtype)
             updated = self.cell(jnp.concatenate([x, gap[None]]), hidden)
             hidden = jnp.where(observed > 0, updated, hidden)
             return hidden, self.head(hidden)
 
-        start = jnp.zeros(self.cell.hidden_size, values.dtype)
+        start = _hidden_start(self.cell, values)
         return jax.lax.scan(step, start, (times, values, mask, following))
 
     def forecast(self, times, values, mask, queries: Float[Array, " m"]) -> Float[Array, "m obs"]:
@@ -177,7 +182,7 @@ class RecurrentForecaster(eqx.Module):
 
         def roll(carry, gap):
             hidden, x = carry
-            hidden = self.cell(jnp.concatenate([x, gap[None]]), hidden)
+            hidden = self.cell(jnp.concatenate([x, gap[None].astype(x.dtype)]), hidden)
             x = self.head(hidden)
             return (hidden, x), x
 
