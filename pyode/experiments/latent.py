@@ -103,7 +103,9 @@ class Settings(DataSettings):
     network: NetworkSettings = option(NetworkSettings())
     solve: SolveSettings = option(SolveSettings(rtol=1e-3, atol=1e-4))
     train: LatentTrain = option(
-        LatentTrain(steps=20000, learning_rate=1e-2, schedule="cosine", checkpoint_every=1000, count_every=500)
+        LatentTrain(
+            steps=20000, learning_rate=1e-2, schedule="cosine", checkpoint_every=1000, count_every=500
+        )
     )
 
     def validate(self, where: str) -> "Settings":
@@ -296,7 +298,8 @@ def evaluate_model(model, data: SpiralSeries, solve_options: dict) -> tuple[dict
 
     `test_extrapolation_rmse` (the paper's predictive RMSE, as measured here): held-out
     spirals, the model's predictions at the `extrapolation` times past the window against
-    the noise-free truth, over both coordinates. `_noisy`: against noisy values there.
+    the noise-free truth, over both coordinates; `_clockwise` and `_counter_clockwise` on the
+    spirals of one direction. `_noisy`: against noisy values there.
     `test_observed_rmse`: at the observed times against the truth. `test_window_rmse`
     (latent ODE): on every time of the window. `train_extrapolation_rmse`: the first 100
     training spirals, as the test one.
@@ -310,6 +313,12 @@ def evaluate_model(model, data: SpiralSeries, solve_options: dict) -> tuple[dict
         "test_extrapolation_rmse": rmse(test["extrapolation"], data.test_truth[:, window:]),
         "test_extrapolation_rmse_noisy": rmse(test["extrapolation"], data.test_noisy[:, window:]),
         "test_observed_rmse": rmse(test["at_observations"][observed], truth_at[observed]),
+        "test_extrapolation_rmse_clockwise": rmse(
+            test["extrapolation"][data.test_clockwise], data.test_truth[data.test_clockwise, window:]
+        ),
+        "test_extrapolation_rmse_counter_clockwise": rmse(
+            test["extrapolation"][~data.test_clockwise], data.test_truth[~data.test_clockwise, window:]
+        ),
         "train_extrapolation_rmse": rmse(train["extrapolation"], data.train_truth[:100, window:]),
         "parameters": parameter_count(model),
     }
@@ -322,6 +331,8 @@ UNITS = {
     **HISTORY_UNITS,
     "test_extrapolation_rmse": "plane units",
     "test_extrapolation_rmse_noisy": "plane units",
+    "test_extrapolation_rmse_clockwise": "plane units",
+    "test_extrapolation_rmse_counter_clockwise": "plane units",
     "test_observed_rmse": "plane units",
     "test_window_rmse": "plane units",
     "train_extrapolation_rmse": "plane units",
@@ -409,13 +420,15 @@ def _markdown_table(rows: list[dict]) -> str:
     lines = [
         "# Latent ODE and RNN on the bi-directional spirals (held-out spirals)",
         "",
-        "| observations | model | extrapolation RMSE (truth) | extrapolation RMSE (noisy) "
-        "| RMSE at observed times | parameters | steps | training time (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| observations | model | extrapolation RMSE (truth) | clockwise | counter-clockwise "
+        "| extrapolation RMSE (noisy) | RMSE at observed times | parameters | steps | training time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['observations']} | {row['model']} | {row['test_extrapolation_rmse']:.4f} "
+            f"| {row['test_extrapolation_rmse_clockwise']:.4f} "
+            f"| {row['test_extrapolation_rmse_counter_clockwise']:.4f} "
             f"| {row['test_extrapolation_rmse_noisy']:.4f} | {row['test_observed_rmse']:.4f} "
             f"| {row['parameters']} | {row['train_steps']} | {row['train_seconds']:.0f} |"
         )
