@@ -132,6 +132,48 @@ def sde_convergence(args) -> None:
     _print_metrics(sde.evaluate_convergence(load_settings(sde.resolve_convergence, args.settings), args.out))
 
 
+def latent_data(args) -> None:
+    from .experiments import latent
+
+    latent.make_data(_settings(args, "latent", stage="data"), args.out)
+
+
+def latent_train(args) -> None:
+    from .experiments import latent
+
+    latent.train(args.data, _settings(args, "latent"), args.out, progress=not args.no_progress)
+
+
+def latent_evaluate(args) -> None:
+    from .experiments import latent
+
+    _print_metrics(latent.evaluate(args.data, args.runs, args.out))
+
+
+def latent_summary(args) -> None:
+    from .experiments import latent, summary
+
+    latent.summarise(summary.load_records(args.metrics), args.out_dir)
+
+
+def sonode_data(args) -> None:
+    from .experiments import sonode
+
+    sonode.make_data(_settings(args, "sonode", stage="data"), args.out)
+
+
+def sonode_train(args) -> None:
+    from .experiments import sonode
+
+    sonode.train(args.data, _settings(args, "sonode"), args.out, progress=not args.no_progress)
+
+
+def sonode_evaluate(args) -> None:
+    from .experiments import sonode
+
+    _print_metrics(sonode.evaluate(args.data, args.runs, args.out))
+
+
 def regression(args) -> None:
     from .experiments import regression as experiment
 
@@ -164,6 +206,8 @@ def defaults(args) -> None:
     from .experiments import EXPERIMENTS
 
     changes = {"system": args.system} if args.system else {}
+    if args.task:
+        changes["task"] = args.task
     settings = EXPERIMENTS[args.experiment].resolve(changes)
     print(yaml.safe_dump(settings.to_dict(), sort_keys=False), end="")
 
@@ -344,6 +388,67 @@ def build_parser() -> argparse.ArgumentParser:
         out="folder for metrics.json and convergence.png",
     )
 
+    _command(
+        commands,
+        "latent-data",
+        latent_data,
+        "bi-directional spirals observed at irregular times",
+        settings=experiment_settings.format("latent"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "latent-train",
+        latent_train,
+        "train a latent ODE or the RNN baseline on the spirals",
+        settings=experiment_settings.format("latent"),
+        out="run folder (model.npz, history.jsonl)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by latent-data")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command = _command(
+        commands,
+        "latent-evaluate",
+        latent_evaluate,
+        "metrics and figures of the models trained on one observation count",
+        out="folder for metrics.json and the figures",
+    )
+    command.add_argument("--data", required=True)
+    command.add_argument("--runs", required=True, nargs="+", help="run folders written by latent-train")
+    command = _command(
+        commands, "latent-summary", latent_summary, "RMSE against the number of observations, and a table"
+    )
+    command.add_argument("metrics", nargs="+", help="metrics.json files written by latent-evaluate")
+    command.add_argument("--out-dir", required=True)
+
+    _command(
+        commands,
+        "sonode-data",
+        sonode_data,
+        "position-only series of a task (crossing, oscillator)",
+        settings=experiment_settings.format("sonode"),
+        out=".npz file to write",
+    )
+    command = _command(
+        commands,
+        "sonode-train",
+        sonode_train,
+        "train a NODE, ANODE or SONODE on a position-only task",
+        settings=experiment_settings.format("sonode"),
+        out="run folder (model.npz, history.jsonl)",
+    )
+    command.add_argument("--data", required=True, help=".npz written by sonode-data")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command = _command(
+        commands,
+        "sonode-evaluate",
+        sonode_evaluate,
+        "metrics and figures of a task's models",
+        out="folder for metrics.json and the figures",
+    )
+    command.add_argument("--data", required=True)
+    command.add_argument("--runs", required=True, nargs="+", help="run folders written by sonode-train")
+
     command = _command(
         commands,
         "regression",
@@ -371,8 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("results_b", metavar="RESULTS_B")
     command.add_argument("--resources", action="store_true", help="also compare time and memory (s, MiB)")
     command = _command(commands, "defaults", defaults, "print an experiment's default settings (YAML)")
-    command.add_argument("experiment", choices=("classify", "dynamics", "image", "regression", "cnf", "sde"))
+    command.add_argument(
+        "experiment",
+        choices=("classify", "dynamics", "image", "regression", "cnf", "sde", "latent", "sonode"),
+    )
     command.add_argument("--system", help="dynamics: the system whose defaults to show")
+    command.add_argument("--task", help="sonode: the task whose defaults to show")
 
     command = _command(
         commands,

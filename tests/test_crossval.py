@@ -1,4 +1,4 @@
-"""Cases from the config and from a classifier, the comparison rule, the summary and the CLI."""
+"""Cases from the config and from trained models, the comparison rule, the summary and the CLI."""
 
 import csv
 import json
@@ -99,6 +99,52 @@ def test_exporting_a_model_that_is_no_classifier_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not a classifier"):
         write_case("f", entry, tmp_path / "f.npz", seed=0, rtol=1e-6, atol=1e-6)
     assert not (tmp_path / "f.npz").exists()
+
+
+def test_a_generated_second_order_case_holds_position_and_velocity():
+    field = {"kind": "sonode", "dim": 2, "width": 5, "depth": 1, "activation": "tanh", "time_input": True}
+    case = make_case("s", {"field": field, "batch": 3, "times": 4}, seed=2, rtol=1e-8, atol=1e-8)
+    assert case.field == {"kind": "sonode", "sizes": [5, 5, 2], "activation": "tanh", "time_input": True}
+    assert case.y0.shape == (3, 4) and case.cotangent.shape == (4, 3, 4)
+    assert case.params["weight_1"].shape == (2, 5)
+
+
+SOLVE = {"solver": "rk4", "steps": 4}
+
+
+@pytest.mark.parametrize("kind", ["latent_ode", "sonode", "anode"])
+def test_trained_latent_and_position_models_export_their_fields(kind, tmp_path):
+    """A `trained` case holds the model's field (an mlp, or a sonode for a SONODE) and lifts its states
+    as the model does."""
+    import jax.numpy as jnp
+
+    from pyode.models import MLPField, SecondOrderField
+
+    if kind == "latent_ode":
+        model_kind, spec = "latent_ode", {"latent": 3, "field_width": 7, "solve_options": SOLVE}
+    else:
+        model_kind, spec = "position_ode", {"kind": kind, "dim": 1, "width": 6, "solve_options": SOLVE}
+    model = build_model(model_kind, spec, key=jax.random.PRNGKey(1))
+    save_model(tmp_path / "model.npz", model, kind=model_kind, spec=spec)
+    entry = {
+        "field": {"kind": "trained", "model": str(tmp_path / "model.npz")},
+        "batch": 4,
+        "times": 3,
+        "t1": 2.0,
+    }
+    case = write_case(kind, entry, tmp_path / "case.npz", seed=0, rtol=1e-9, atol=1e-9)
+    field = pyode_field(load_case(tmp_path / "case.npz"))
+    exported = model.field.acceleration if kind == "sonode" else model.field
+    assert isinstance(field, SecondOrderField if kind == "sonode" else MLPField)
+    assert case.field["kind"] == ("sonode" if kind == "sonode" else "mlp") and case.ts[-1] == 2.0
+    inner = field.acceleration if kind == "sonode" else field
+    for (w, b), (w_model, b_model) in zip(inner.weights(), exported.weights(), strict=True):
+        np.testing.assert_array_equal(w, np.asarray(w_model, np.float64))
+        np.testing.assert_array_equal(b, np.asarray(b_model, np.float64))
+    if kind != "latent_ode":
+        lifted = model.initial_state(jnp.asarray(case.y0[:, :1], jnp.float32))
+        np.testing.assert_allclose(case.y0, np.asarray(lifted, np.float64), rtol=1e-6)
+        assert case.y0.shape == (4, 2)
 
 
 def test_command_line_exports_a_classifier_trained_by_the_classify_experiment(tmp_path):

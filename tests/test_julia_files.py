@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pyode.crossval import EXPLICIT_SOLVERS, IMPLICIT_SOLVERS
+from pyode.reference._case import FIELD_KINDS
 from pyode.reference._julia import JULIA_MODULE, SENSEALGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +83,5 @@ def test_names_the_python_side_passes_exist_in_julia():
     for solver in (EXPLICIT_SOLVERS["julia"], IMPLICIT_SOLVERS["julia"]):
         assert f'"{solver}" => {solver}' in source, solver
     assert "sensealg = sensealg" in source  # never a default sensealg
+    for kind in FIELD_KINDS:
+        assert f'"{kind}"' in source, kind

@@ -67,8 +67,9 @@ def test_scratch_imports_no_autodiff_library():
 def test_schema_names_are_the_registries():
     import pyode
     from pyode import bench, reference, scratch
-    from pyode.data import DENSITIES, PROCESS_DEFAULTS
-    from pyode.models import ACTIVATIONS, PROBES, TRACES
+    from pyode.data import DENSITIES, POSITION_TASKS, PROCESS_DEFAULTS
+    from pyode.experiments import latent
+    from pyode.models import ACTIVATIONS, POSITION_MODELS, PROBES, TRACES
     from pyode.train import OPTIMIZERS, SCHEDULES
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -84,7 +85,17 @@ def test_schema_names_are_the_registries():
     assert names["density"] == set(DENSITIES) and names["process"] == set(PROCESS_DEFAULTS)
     assert names["trace"] == set(TRACES) and names["probe"] == set(PROBES)
     assert names["sde_solver"] == set(pyode.SDE_SOLVERS) and names["brownian"] == set(pyode.BROWNIAN_PATHS)
-    declared = set(pyode.SOLVERS) | set(pyode.ADJOINTS) | set(ACTIVATIONS) | set(pyode.SDE_SOLVERS)
+    assert names["latent_model"] == set(latent.MODELS)
+    assert names["position_model"] == set(POSITION_MODELS)
+    assert names["position_task"] == set(POSITION_TASKS)
+    declared = (
+        set(pyode.SOLVERS)
+        | set(pyode.ADJOINTS)
+        | set(ACTIVATIONS)
+        | set(pyode.SDE_SOLVERS)
+        | set(POSITION_MODELS)
+        | set(latent.MODELS)
+    )
 
     def enums(node):
         if isinstance(node, dict):

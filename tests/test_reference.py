@@ -103,6 +103,41 @@ def test_every_backend_field_is_the_same_function(activation, time_input):
     np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
 
 
+def sonode_case(tol=1e-10):
+    field = {"kind": "sonode", "dim": 2, "width": 6, "depth": 1, "activation": "tanh", "time_input": True}
+    return make_case(
+        "sonode", {"field": field, "batch": 3, "times": 4, "t1": 1.5}, seed=0, rtol=tol, atol=tol
+    )
+
+
+def test_every_adapter_builds_the_same_second_order_field():
+    """dy/dt = (v, MLP(x, v, t)) in pyode, SciPy's hand-written field, torch and scratch."""
+    import torch
+
+    from pyode.models import SecondOrderField
+    from pyode.scratch import ScratchSecondOrder
+
+    case = sonode_case()
+    assert case.y0.shape == (3, 4) and case.field["sizes"] == [5, 6, 2]
+    t, y = 0.4, case.y0 * 2
+    field, scratch = pyode_field(case), scratch_field(case)
+    assert isinstance(field, SecondOrderField) and isinstance(scratch, ScratchSecondOrder)
+    expected = np.asarray(field(t, y))
+    np.testing.assert_array_equal(expected[:, :2], y[:, 2:])
+    np.testing.assert_allclose(field_and_jacobians(case, t, y)[0], expected, rtol=1e-13, atol=1e-13)
+    got = torch_field(case)(torch.tensor(t, dtype=torch.float64), torch.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match=r"a field of kind mlp on dim 4 needs sizes \[5, \.\.\., 4\]"):
+        type(case)(**{**case.__dict__, "field": dict(case.field, kind="mlp")})
+
+
+def test_backends_agree_on_a_second_order_field():
+    case = sonode_case()
+    results = [get_backend(name).run(case)[0] for name in PORTABLE]
+    assert_all_agree(results, 1e-7)
+
+
 def test_every_adapter_builds_the_same_van_der_pol():
     import torch
 
@@ -178,12 +213,14 @@ def test_the_hand_written_trace_gradient_is_jax_s(activation):
     np.testing.assert_allclose(products.theta, expected, rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "vdp", "cnf"])
+@pytest.mark.parametrize("kind", ["mlp", "vdp", "cnf", "sonode"])
 def test_scipy_jacobians_match_finite_differences(kind):
     if kind == "vdp":
         case = make_case("v", {"field": {"kind": "vdp", "mu": 3.0}, "batch": 2}, seed=0, rtol=1e-8, atol=1e-8)
     elif kind == "cnf":
         case = cnf_case("softplus")
+    elif kind == "sonode":
+        case = sonode_case()
     else:
         case = small_case("softplus", time_input=True)
     t, y, h = 0.3, case.y0, 1e-6
@@ -397,7 +434,7 @@ def test_diffeqflux_agrees_with_scipy(sensealg, tmp_path):
     reason = julia_unavailable_reason("auto")
     if reason is not None:
         pytest.skip(reason)
-    for case in (small_case("tanh"), small_case("softplus", time_input=True)):
+    for case in (small_case("tanh"), small_case("softplus", time_input=True), sonode_case()):
         case.save(tmp_path / f"{case.name}.npz")
         out = tmp_path / f"{case.name}-{sensealg}.npz"
         command = [

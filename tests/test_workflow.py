@@ -99,6 +99,8 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     assert (project / "results" / "sde" / "convergence" / "convergence.png").stat().st_size > 0
     nll = [r for r in rows if r["experiment"] == "cnf" and r["metric"] == "test_nll"]
     assert len(nll) == 1 and nll[0]["unit"] == "nats" and float(nll[0]["value"]) > 0
+    assert {("latent", "obs8/latent_ode"), ("latent", "obs8/rnn")} <= runs
+    assert {("sonode", "crossing/node"), ("sonode", "crossing/sonode")} <= runs
     accuracy = [r for r in rows if r["metric"] == "test_accuracy" and r["experiment"] == "classify"]
     assert len(accuracy) == 2 and all(r["unit"] == "fraction" and r["value"] for r in accuracy)
     assert json.loads((project / "results" / "summary.json").read_text())["versions"]["jax"]
@@ -112,6 +114,17 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
             "training.gif",
         ):
             assert (project / "results" / "dynamics" / system / name).stat().st_size > 0, name
+    for name in (
+        "obs8/metrics.json",
+        "obs8/spirals.png",
+        "obs8/latent.png",
+        "obs8/loss.png",
+        "rmse.png",
+        "summary.md",
+    ):
+        assert (project / "results" / "latent" / name).stat().st_size > 0, name
+    for name in ("metrics.json", "loss.png", "trajectories.png"):
+        assert (project / "results" / "sonode" / "crossing" / name).stat().st_size > 0, name
     again = _snakemake(project, "all", "-n", "--cores", "2", "--configfile", config)
     assert "Nothing to be done" in again.stdout + again.stderr
     _snakemake(project, "--report", "results/report.html", "--configfile", config)

@@ -203,13 +203,20 @@ function van_der_pol(u, p, t)
     return vcat(v, p[1] .* (1 .- x .^ 2) .* v .- x)
 end
 
+"The MLP's output at state u (dim, batch), t appended as the last input feature when the case says so."
+function mlp_input_output(model, u, p, state, t, field)
+    input = field["time_input"] ? vcat(u, fill(t, 1, size(u, 2))) : u
+    return first(model(input, p, state))
+end
+
 """
     trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
 
 A function (u0, p) -> trajectory (dim, batch, time) and the parameters p of the case.
 An autonomous MLP runs through DiffEqFlux's `NeuralODE`; a time-dependent MLP (t as the
 last input feature), the augmented dynamics of a `cnf` case and Van der Pol through a plain
-`ODEProblem`, as `NeuralODE` ignores t.
+`ODEProblem`, as `NeuralODE` ignores t; so does a second-order field (`sonode`: u = (x, v),
+du/dt = (v, MLP(u))), whose MLP gives the acceleration, half the state.
 """
 function trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
     field = meta["field"]
@@ -228,8 +235,14 @@ function trajectory_function(meta, arrays, ts, alg, sensealg, reltol, abstol)
     model = lux_model(Int.(field["sizes"]), field["activation"])
     _, state = Lux.setup(Xoshiro(0), model)
     p = lux_parameters(arrays)
+    if field["kind"] == "sonode"
+        half = last(field["sizes"])
+        second_order(u, p, t) = vcat(u[(half + 1):end, :], mlp_input_output(model, u, p, state, t, field))
+        solve_sonode(u0, p) = Array(solve(ODEProblem{false}(second_order, u0, tspan, p), alg; options...))
+        return solve_sonode, p
+    end
     if field["time_input"]
-        mlp_with_time(u, p, t) = first(model(vcat(u, fill(t, 1, size(u, 2))), p, state))
+        mlp_with_time(u, p, t) = mlp_input_output(model, u, p, state, t, field)
         solve_mlp(u0, p) = Array(solve(ODEProblem{false}(mlp_with_time, u0, tspan, p), alg; options...))
         return solve_mlp, p
     end

@@ -4,6 +4,7 @@ from ._cases import EXPLICIT_SOLVERS as EXPLICIT_SOLVERS
 from ._cases import IMPLICIT_SOLVERS as IMPLICIT_SOLVERS
 from ._cases import case_from_classifier as case_from_classifier
 from ._cases import case_from_cnf as case_from_cnf
+from ._cases import case_from_model as case_from_model
 from ._cases import make_case as make_case
 from ._cases import write_case as write_case
 from ._cli import main as main

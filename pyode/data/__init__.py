@@ -23,6 +23,12 @@ from ._images import normalise as normalise
 from ._images import prepare_mnist as prepare_mnist
 from ._images import random_crop as random_crop
 from ._images import read_idx as read_idx
+from ._positions import POSITION_TASKS as POSITION_TASKS
+from ._positions import PositionSeries as PositionSeries
+from ._positions import check_position_options as check_position_options
+from ._positions import crossing as crossing
+from ._positions import damped_oscillator as damped_oscillator
+from ._positions import damped_oscillator_position as damped_oscillator_position
 from ._processes import PROCESS_DEFAULTS as PROCESS_DEFAULTS
 from ._processes import Paths as Paths
 from ._processes import check_process_options as check_process_options
@@ -30,6 +36,10 @@ from ._processes import simulate_paths as simulate_paths
 from ._processes import true_diffusion as true_diffusion
 from ._processes import true_drift as true_drift
 from ._processes import true_moments as true_moments
+from ._spirals import SpiralSeries as SpiralSeries
+from ._spirals import bidirectional_spirals as bidirectional_spirals
+from ._spirals import check_spiral_options as check_spiral_options
+from ._spirals import spiral_paths as spiral_paths
 from ._synthetic import GENERATORS as GENERATORS
 from ._synthetic import Split as Split
 from ._synthetic import concentric_circles as concentric_circles

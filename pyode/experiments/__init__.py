@@ -9,8 +9,10 @@ from . import classify as classify
 from . import cnf as cnf
 from . import dynamics as dynamics
 from . import image as image
+from . import latent as latent
 from . import regression as regression
 from . import sde as sde
+from . import sonode as sonode
 from . import summary as summary
 from ._common import load_settings as load_settings
 from ._common import read_history as read_history
@@ -32,5 +34,7 @@ EXPERIMENTS = {
     "regression": regression,
     "cnf": cnf,
     "sde": sde,
+    "latent": latent,
+    "sonode": sonode,
 }
 """The experiments that train and evaluate, by the name of their config section."""

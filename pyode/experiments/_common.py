@@ -157,6 +157,24 @@ def summarise_history(history: list[dict]) -> dict[str, float]:
     }
 
 
+EVALUATION_TOLERANCE = {"rtol": 1e-6, "atol": 1e-7}
+"""Tolerances of an adaptive solve when a trained model is evaluated (tighter than in training)."""
+
+
+def evaluation_options(solve_options: dict) -> dict:
+    """The training solve options, with tighter tolerances when the solver is adaptive, 16 times the
+    steps allowed, and `throw=False` (a failed solve reports its status)."""
+    options = dict(solve_options, max_steps=16 * solve_options.get("max_steps", 4096), throw=False)
+    if options.get("rtol") is not None:
+        options.update(EVALUATION_TOLERANCE)
+    return options
+
+
+def rmse(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Root mean squared error over every coordinate."""
+    return float(np.sqrt(np.mean((np.asarray(predicted, np.float64) - target) ** 2)))
+
+
 HISTORY_UNITS = {
     "train_steps": "steps",
     "final_train_loss": "",

@@ -32,7 +32,9 @@ from ..models import LinearField, build_model, load_model
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
+    evaluation_options,
     read_history,
+    rmse,
     summarise_history,
     train_model,
     write_metrics,
@@ -43,7 +45,6 @@ from ._settings import Section, SettingsError, data_part, option, reported_at, u
 EXPERIMENT = "dynamics"
 DTYPE = jnp.float32
 FIELD_KINDS = ("linear", "mlp")
-EVALUATION_TOLERANCE = {"rtol": 1e-6, "atol": 1e-7}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,14 +291,6 @@ def load_snapshots(path: str | Path, like: eqx.Module) -> list[tuple[int, eqx.Mo
     ]
 
 
-def _evaluation_options(solve_options: dict) -> dict:
-    """The training solve options, with tighter tolerances when the solver is adaptive."""
-    options = dict(solve_options, max_steps=16 * solve_options.get("max_steps", 4096))
-    if options.get("rtol") is not None:
-        options.update(EVALUATION_TOLERANCE)
-    return options
-
-
 @eqx.filter_jit
 def _integrate_all(field, initial_states, times, options):
     solutions = jax.vmap(lambda y0, ts: solve(field, y0, ts, t0=0.0, **options))(initial_states, times)
@@ -315,15 +308,10 @@ def free_run(field: eqx.Module, data: Trajectories, solve_options: dict) -> tupl
         field,
         jnp.asarray(data.initial_states, DTYPE),
         jnp.asarray(times, DTYPE),
-        _evaluation_options(solve_options),
+        evaluation_options(solve_options),
     )
     ys = np.asarray(ys) if int(status) == 0 else np.full(times.shape + (2,), np.nan)
     return ys[:, : data.ts.shape[1]], ys[:, data.ts.shape[1] :]
-
-
-def rmse(predicted: np.ndarray, target: np.ndarray) -> float:
-    """Root mean squared error over every coordinate."""
-    return float(np.sqrt(np.mean((np.asarray(predicted, np.float64) - target) ** 2)))
 
 
 def evaluate_fit(field: eqx.Module, data: Trajectories, settings: Settings) -> tuple[dict, dict]:

@@ -1,4 +1,5 @@
-"""Equinox modules: vector fields, neural ODEs and classifiers, flows and SDEs, and their files."""
+"""Equinox modules: vector fields, neural ODEs, classifiers, latent and second-order ODEs, flows,
+SDEs, and their files."""
 
 from ._cnf import CNF as CNF
 from ._cnf import PROBES as PROBES
@@ -16,6 +17,13 @@ from ._image import IMAGE_MODEL_KINDS as IMAGE_MODEL_KINDS
 from ._image import ImageClassifier as ImageClassifier
 from ._image import make_image_classifier as make_image_classifier
 from ._image import parameter_count as parameter_count
+from ._latent import LatentODE as LatentODE
+from ._latent import RecognitionRNN as RecognitionRNN
+from ._latent import RecurrentForecaster as RecurrentForecaster
+from ._latent import gaussian_log_density as gaussian_log_density
+from ._latent import latent_ode_loss as latent_ode_loss
+from ._latent import make_latent_ode as make_latent_ode
+from ._latent import recurrent_loss as recurrent_loss
 from ._node import AugmentedNeuralODE as AugmentedNeuralODE
 from ._node import NeuralODE as NeuralODE
 from ._node import ODEClassifier as ODEClassifier
@@ -29,3 +37,8 @@ from ._saved import save_model as save_model
 from ._sde import NeuralSDE as NeuralSDE
 from ._sde import make_neural_sde as make_neural_sde
 from ._sde import transition_nll as transition_nll
+from ._second_order import POSITION_MODELS as POSITION_MODELS
+from ._second_order import PositionODE as PositionODE
+from ._second_order import SecondOrderField as SecondOrderField
+from ._second_order import make_position_ode as make_position_ode
+from ._second_order import second_order_field_from_weights as second_order_field_from_weights

@@ -29,7 +29,8 @@ class MLPField(eqx.Module):
     Layout (shared with `pyode.scratch` and the cross-validation case files): layer k
     holds `weight` of shape (out, in) and `bias` of shape (out,), as Lux's Dense keeps
     them. With `time_input`, t is appended as the last input feature of the first layer.
-    The activation follows every layer but the last.
+    The activation follows every layer but the last. The output has `dim` entries unless
+    `out_dim` says otherwise (a second-order field's acceleration has half the state's).
     """
 
     layers: tuple[eqx.nn.Linear, ...]
@@ -44,12 +45,16 @@ class MLPField(eqx.Module):
         depth: int = 1,
         activation: str = "tanh",
         time_input: bool = False,
+        out_dim: int | None = None,
         key: PRNGKeyArray,
     ):
         activation_function(activation)
-        if dim < 1 or width < 1 or depth < 0:
-            raise ValueError(f"need dim >= 1, width >= 1, depth >= 0; got {dim}, {width}, {depth}")
-        sizes = [dim + int(time_input)] + [width] * depth + [dim]
+        out_dim = dim if out_dim is None else out_dim
+        if dim < 1 or width < 1 or depth < 0 or out_dim < 1:
+            raise ValueError(
+                f"need dim >= 1, width >= 1, depth >= 0, out_dim >= 1; got {dim}, {width}, {depth}, {out_dim}"
+            )
+        sizes = [dim + int(time_input)] + [width] * depth + [out_dim]
         keys = jax.random.split(key, len(sizes) - 1)
         self.layers = tuple(
             eqx.nn.Linear(n_in, n_out, key=k) for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys)
@@ -62,7 +67,7 @@ class MLPField(eqx.Module):
         """Input size of each layer, then the output size of the last."""
         return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
 
-    def __call__(self, t: Float[Array, ""], y: Float[Array, "... dim"]) -> Float[Array, "... dim"]:
+    def __call__(self, t: Float[Array, ""], y: Float[Array, "... dim"]) -> Float[Array, "... out"]:
         sigma = activation_function(self.activation)
         h = y
         if self.time_input:
@@ -109,14 +114,14 @@ def mlp_field_from_weights(
     weights: Sequence[tuple[Array, Array]], *, activation: str, time_input: bool
 ) -> MLPField:
     """Build an `MLPField` whose layers hold exactly `weights` [(W (out, in), b (out,)), ...]."""
-    dim = weights[-1][0].shape[0]
     width = weights[0][0].shape[0]
     field = MLPField(
-        dim,
+        weights[0][0].shape[1] - int(time_input),
         width=width,
         depth=len(weights) - 1,
         activation=activation,
         time_input=time_input,
+        out_dim=weights[-1][0].shape[0],
         key=jax.random.PRNGKey(0),
     )
     if len(weights) > 1 and any(w.shape[0] != width for w, _ in weights[:-1]):

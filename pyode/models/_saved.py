@@ -18,8 +18,10 @@ from .. import CorruptFile, load_arrays, save_arrays
 from ._cnf import make_cnf
 from ._field import LinearField, MLPField
 from ._image import make_image_classifier
+from ._latent import RecurrentForecaster, make_latent_ode
 from ._node import make_classifier
 from ._sde import make_neural_sde
+from ._second_order import make_position_ode
 
 
 def _float32(tree):
@@ -33,6 +35,11 @@ MODEL_KINDS: dict[str, Callable[..., eqx.Module]] = {
     "image_classifier": lambda *, key, **spec: make_image_classifier(key=key, **spec),
     "cnf": lambda *, key, **spec: _float32(make_cnf(key=key, **spec)),
     "neural_sde": lambda *, key, **spec: _float32(make_neural_sde(key=key, **spec)),
+    "latent_ode": lambda *, key, **spec: _float32(make_latent_ode(key=key, **spec)),
+    "recurrent_forecaster": lambda *, obs_dim, hidden, key: _float32(
+        RecurrentForecaster(obs_dim, hidden, key=key)
+    ),
+    "position_ode": lambda *, kind, key, **spec: _float32(make_position_ode(kind, key=key, **spec)),
 }
 """Builders of every model that can be saved: kind -> f(**spec, key) giving a skeleton (the
 experiments train in float32, whatever JAX's 64-bit mode)."""

@@ -22,6 +22,9 @@ from ._dynamics import dynamics_trajectories as dynamics_trajectories
 from ._image import image_accuracy as image_accuracy
 from ._image import image_nfe as image_nfe
 from ._image import image_time as image_time
+from ._latent import latent_rmse as latent_rmse
+from ._latent import latent_spirals as latent_spirals
+from ._latent import latent_trajectories as latent_trajectories
 from ._scratch import plot_scratch_loss as plot_scratch_loss
 from ._scratch import plot_scratch_trajectory as plot_scratch_trajectory
 from ._sde import sde_coefficients as sde_coefficients
@@ -29,4 +32,7 @@ from ._sde import sde_convergence as sde_convergence
 from ._sde import sde_marginals as sde_marginals
 from ._sde import sde_paths as sde_paths
 from ._sde import sde_training as sde_training
+from ._sonode import sonode_flows as sonode_flows
+from ._sonode import sonode_trajectories as sonode_trajectories
 from ._style import save_figure as save_figure
+from ._training import model_losses as model_losses

@@ -4,6 +4,8 @@
 
 - `y0` (batch, dim), `ts` (time,), `cotangent` (time, batch, dim): loss = sum(cotangent * ys);
 - an `mlp` field: `weight_k` (out, in) and `bias_k` (out,) for each layer k = 0, 1, ...;
+  a `sonode` field (y = (x, v), dy/dt = (v, MLP(y))): the same arrays for its MLP, which maps
+  the whole state (+ t) to the acceleration (half the state);
   a `vdp` field: `theta` = [mu];
 - a `cnf` field: the same MLP on the first dim - 1 coordinates z of the state [z, l], whose
   dynamics are dz/dt = f(t, z), dl/dt = -tr(df/dz) (a continuous normalising flow, exact trace).
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-FIELD_KINDS = ("mlp", "vdp", "cnf")
+FIELD_KINDS = ("mlp", "vdp", "cnf", "sonode")
+MLP_KINDS = ("mlp", "cnf", "sonode")
+"""Field kinds whose parameters are an MLP's layers (`weight_k`, `bias_k`)."""
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,20 @@ class Case:
             raise ValueError(f"cotangent must be (time, batch, dim) = {(len(self.ts), batch, dim)}")
         if self.field["kind"] == "vdp" and (dim != 2 or np.shape(self.params.get("theta")) != (1,)):
             raise ValueError("a vdp case has states of dimension 2 and theta = [mu]")
-        if self.field["kind"] in ("mlp", "cnf"):
+        if self.field["kind"] in MLP_KINDS:
             if [int(n) for n in self.field["sizes"]] != self.mlp_sizes():
                 raise ValueError(
                     f"weights give layer sizes {self.mlp_sizes()}, metadata {self.field['sizes']}"
                 )
-            out = dim - 1 if self.field["kind"] == "cnf" else dim
-            expected_in = out + int(self.field["time_input"])
-            if self.mlp_sizes()[0] != expected_in or self.mlp_sizes()[-1] != out:
+            kind = self.field["kind"]
+            if kind == "sonode" and dim % 2:
+                raise ValueError(f"a sonode state holds a position and a velocity; dim {dim} is odd")
+            expected_out = {"mlp": dim, "cnf": dim - 1, "sonode": dim // 2}[kind]
+            expected_in = (expected_out if kind == "cnf" else dim) + int(self.field["time_input"])
+            if self.mlp_sizes()[0] != expected_in or self.mlp_sizes()[-1] != expected_out:
                 raise ValueError(
-                    f"a {self.field['kind']} field on states of dim {dim} "
-                    f"needs MLP sizes [{expected_in}, ..., {out}]"
+                    f"a field of kind {kind} on states of dim {dim} needs MLP sizes "
+                    f"[{expected_in}, ..., {expected_out}]"
                 )
 
     @property
@@ -65,7 +72,7 @@ class Case:
         return self.y0.shape[0]
 
     def mlp_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """[(weight (out, in), bias (out,)), ...] of an `mlp` or `cnf` field."""
+        """[(weight (out, in), bias (out,)), ...] of an `mlp`, `cnf` or `sonode` field."""
         count = sum(1 for key in self.params if key.startswith("weight_"))
         return [(self.params[f"weight_{k}"], self.params[f"bias_{k}"]) for k in range(count)]
 

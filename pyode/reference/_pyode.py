@@ -10,18 +10,19 @@ from ._case import Case
 
 
 def pyode_field(case: Case):
-    """The Equinox field of a case: an `MLPField` holding its weights, `CNFDynamics` around one, or
-    `VanDerPol`."""
+    """The Equinox field of a case: an `MLPField` or a `SecondOrderField` holding its weights,
+    `CNFDynamics` around an `MLPField`, or `VanDerPol`."""
     import jax.numpy as jnp
 
-    from ..models import CNFDynamics, VanDerPol, mlp_field_from_weights
+    from ..models import CNFDynamics, VanDerPol, mlp_field_from_weights, second_order_field_from_weights
 
     if case.field["kind"] == "vdp":
         return VanDerPol(jnp.asarray(case.params["theta"]))
     weights = [(jnp.asarray(w), jnp.asarray(b)) for w, b in case.mlp_weights()]
-    mlp = mlp_field_from_weights(
-        weights, activation=case.field["activation"], time_input=bool(case.field["time_input"])
-    )
+    options = {"activation": case.field["activation"], "time_input": bool(case.field["time_input"])}
+    if case.field["kind"] == "sonode":
+        return second_order_field_from_weights(weights, **options)
+    mlp = mlp_field_from_weights(weights, **options)
     return CNFDynamics(mlp) if case.field["kind"] == "cnf" else mlp
 
 
@@ -29,6 +30,8 @@ def field_gradients(case: Case, grad_field) -> dict[str, np.ndarray]:
     """The gradient of a field (a pytree like `pyode_field`'s) in the case's parameter names."""
     if case.field["kind"] == "vdp":
         return {"theta": np.asarray(grad_field.theta)}
+    if case.field["kind"] == "sonode":
+        grad_field = grad_field.acceleration
     grads = {}
     for k, (weight, bias) in enumerate(grad_field.weights()):
         grads[f"weight_{k}"], grads[f"bias_{k}"] = np.asarray(weight), np.asarray(bias)

@@ -51,6 +51,7 @@ def field_and_jacobians(case: Case, t: float, y: np.ndarray) -> tuple[np.ndarray
     if case.field["kind"] == "cnf":
         return _cnf_field_and_jacobians(case, t, y)
     weights = case.mlp_weights()
+    out = weights[-1][0].shape[0]
     h = np.concatenate([y, np.full((batch, 1), t)], axis=1) if case.field["time_input"] else y
     inputs, slopes = [], []
     for k, (w, b) in enumerate(weights):
@@ -61,10 +62,10 @@ def field_and_jacobians(case: Case, t: float, y: np.ndarray) -> tuple[np.ndarray
             slopes.append(slope)
         else:
             h = z
-    j_y = np.empty((batch, dim, dim))
-    grads = {name: np.empty((batch, dim) + value.shape) for name, value in case.params.items()}
-    for i in range(dim):
-        g = np.zeros((batch, dim))
+    j_mlp = np.empty((batch, out, dim))
+    grads = {name: np.empty((batch, out) + value.shape) for name, value in case.params.items()}
+    for i in range(out):
+        g = np.zeros((batch, out))
         g[:, i] = 1
         for k in reversed(range(len(weights))):
             grads[f"weight_{k}"][:, i] = g[:, :, None] * inputs[k][:, None, :]
@@ -72,9 +73,18 @@ def field_and_jacobians(case: Case, t: float, y: np.ndarray) -> tuple[np.ndarray
             g = g @ weights[k][0]
             if k > 0:
                 g = g * slopes[k - 1]
-        j_y[:, i] = g[:, :dim]
-    j_theta = np.concatenate([grads[name].reshape(batch, dim, -1) for name in case.params], axis=2)
-    return h, j_y, j_theta
+        j_mlp[:, i] = g[:, :dim]
+    j_theta = np.concatenate([grads[name].reshape(batch, out, -1) for name in case.params], axis=2)
+    if case.field["kind"] == "mlp":
+        return h, j_mlp, j_theta
+    # sonode: f = (v, MLP(y)), so J_y = [[0, I], [J_MLP]] and J_theta = [[0], [J_MLP,theta]]
+    identity = np.broadcast_to(np.eye(out, dim, k=out), (batch, out, dim))
+    f = np.concatenate([y[:, out:], h], axis=1)
+    return (
+        f,
+        np.concatenate([identity, j_mlp], axis=1),
+        np.concatenate([np.zeros_like(j_theta), j_theta], axis=1),
+    )
 
 
 def _cnf_field_and_jacobians(case: Case, t: float, y: np.ndarray):

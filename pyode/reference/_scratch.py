@@ -10,22 +10,23 @@ from ._case import Case
 
 
 def scratch_field(case: Case):
-    """The NumPy field of a case: a `ScratchMLP` holding its weights, `ScratchCNF` around one, or
-    `ScratchVanDerPol`."""
+    """The NumPy field of a case: a `ScratchMLP` or `ScratchSecondOrder` holding its weights,
+    `ScratchCNF` around a `ScratchMLP`, or `ScratchVanDerPol`."""
     from .. import scratch
 
     if case.field["kind"] == "vdp":
         return scratch.ScratchVanDerPol(float(case.params["theta"][0]))
-    mlp = scratch.ScratchMLP(
+    build = scratch.ScratchSecondOrder if case.field["kind"] == "sonode" else scratch.ScratchMLP
+    field = build(
         [(np.asarray(w), np.asarray(b)) for w, b in case.mlp_weights()],
         activation=case.field["activation"],
         time_input=bool(case.field["time_input"]),
     )
-    return scratch.ScratchCNF(mlp) if case.field["kind"] == "cnf" else mlp
+    return scratch.ScratchCNF(field) if case.field["kind"] == "cnf" else field
 
 
 class ScratchBackend(AbstractBackend):
-    """`pyode.scratch.adjoint_gradients` on the case's field (`ScratchMLP` or `ScratchVanDerPol`).
+    """`pyode.scratch.adjoint_gradients` on the case's field (`scratch_field`).
 
     On a stiff case the backward solve restarts z from the forward solution at every step
     (`restart="steps"`): re-integrating a stiff state backward between save times diverges.

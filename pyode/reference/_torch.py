@@ -38,6 +38,8 @@ def torch_field(case: Case):
                 return torch.stack([v, p["theta"][0] * (1 - x**2) * v - x], dim=-1)
             if case.field["kind"] == "cnf":
                 return self.augmented(t, y)
+            if case.field["kind"] == "sonode":  # (x, v)' = (v, MLP(x, v))
+                return torch.cat([y[..., y.shape[-1] // 2 :], self.mlp(t, y)], dim=-1)
             return self.mlp(t, y)
 
         def mlp(self, t, h):

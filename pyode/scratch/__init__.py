@@ -10,6 +10,7 @@ from ._field import FieldVJP as FieldVJP
 from ._field import ScratchCNF as ScratchCNF
 from ._field import ScratchField as ScratchField
 from ._field import ScratchMLP as ScratchMLP
+from ._field import ScratchSecondOrder as ScratchSecondOrder
 from ._field import ScratchVanDerPol as ScratchVanDerPol
 from ._field import flatten_weights as flatten_weights
 from ._field import random_mlp as random_mlp

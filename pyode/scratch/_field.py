@@ -99,8 +99,8 @@ class ScratchField(Protocol):
 
 
 @dataclass(frozen=True)
-class ScratchMLP:
-    """f(t, y) = MLP([y, t]) on states of shape (..., dim), in NumPy only.
+class _Perceptron:
+    """An MLP g(t, y) in NumPy with its reverse pass written out by hand.
 
     The layout is `pyode.models.MLPField`'s: layer k holds weight (out, in) and bias
     (out,); with `time_input`, t is the last input feature of the first layer; the
@@ -120,15 +120,14 @@ class ScratchMLP:
             raise ValueError("each bias must have shape (out,) matching its weight (out, in)")
         if sizes_in[1:] != sizes_out[:-1]:
             raise ValueError(f"layer sizes do not chain: inputs {sizes_in}, outputs {sizes_out}")
-        if sizes_in[0] != sizes_out[-1] + int(self.time_input):
-            raise ValueError(
-                f"first layer takes {sizes_in[0]} inputs; expected dim {sizes_out[-1]}"
-                f"{' + 1 for time' if self.time_input else ''}"
-            )
 
     @property
-    def dim(self) -> int:
-        """The state dimension."""
+    def in_dim(self) -> int:
+        """Inputs of the first layer, t excluded."""
+        return self.weights[0][0].shape[1] - int(self.time_input)
+
+    @property
+    def out_dim(self) -> int:
         return self.weights[-1][0].shape[0]
 
     @property
@@ -140,9 +139,9 @@ class ScratchMLP:
         """All weights and biases in one vector: W0, b0, W1, b1, ... (row-major)."""
         return flatten_weights(self.weights)
 
-    def with_flat_parameters(self, theta: np.ndarray) -> "ScratchMLP":
-        """A copy of this field holding the parameter vector `theta` (see `flat_parameters`)."""
-        return ScratchMLP(unflatten_weights(theta, self.weights), self.activation, self.time_input)
+    def with_flat_parameters(self, theta: np.ndarray):
+        """A copy holding the parameter vector `theta` (see `flat_parameters`)."""
+        return type(self)(unflatten_weights(theta, self.weights), self.activation, self.time_input)
 
     def _input(self, t: float, y: np.ndarray) -> np.ndarray:
         if not self.time_input:
@@ -150,8 +149,7 @@ class ScratchMLP:
         time_column = np.full(y.shape[:-1] + (1,), t, dtype=y.dtype)
         return np.concatenate([y, time_column], axis=-1)
 
-    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
-        """f(t, y) for y of shape (..., dim)."""
+    def _forward(self, t: float, y: np.ndarray) -> np.ndarray:
         sigma, _ = ACTIVATIONS[self.activation]
         h = self._input(t, y)
         for k, (weight, bias) in enumerate(self.weights):
@@ -160,8 +158,8 @@ class ScratchMLP:
                 h = sigma(h)
         return h
 
-    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
-        """f(t, y) and cotangent^T df/dy, df/dtheta, df/dt by reverse accumulation by hand."""
+    def _backward(self, t: float, y: np.ndarray, cotangent: np.ndarray):
+        """(g(t, y), cotangent^T dg/dy (..., in_dim), dg/dtheta flat, dg/dt summed), reverse accumulation."""
         sigma, sigma_derivative = ACTIVATIONS[self.activation]
         layer_inputs, pre_activations = [], []
         h = self._input(t, y)
@@ -184,8 +182,65 @@ class ScratchMLP:
             if k > 0:
                 grad_h = grad_h * sigma_derivative(pre_activations[k - 1])
         grad_weights.reverse()
-        grad_t = float(grad_h[..., self.dim].sum()) if self.time_input else 0.0
-        return FieldVJP(value=value, y=grad_h[..., : self.dim], theta=flatten_weights(grad_weights), t=grad_t)
+        grad_t = float(grad_h[..., self.in_dim].sum()) if self.time_input else 0.0
+        return value, grad_h[..., : self.in_dim], flatten_weights(grad_weights), grad_t
+
+
+@dataclass(frozen=True)
+class ScratchMLP(_Perceptron):
+    """f(t, y) = MLP([y, t]) on states of shape (..., dim), in NumPy only (`pyode.models.MLPField`)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.in_dim != self.out_dim:
+            raise ValueError(
+                f"first layer takes {self.weights[0][0].shape[1]} inputs; expected dim {self.out_dim}"
+                f"{' + 1 for time' if self.time_input else ''}"
+            )
+
+    @property
+    def dim(self) -> int:
+        """The state dimension."""
+        return self.out_dim
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        """f(t, y) for y of shape (..., dim)."""
+        return self._forward(t, y)
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
+        """f(t, y) and cotangent^T df/dy, df/dtheta, df/dt by reverse accumulation by hand."""
+        value, grad_y, grad_theta, grad_t = self._backward(t, y, cotangent)
+        return FieldVJP(value=value, y=grad_y, theta=grad_theta, t=grad_t)
+
+
+@dataclass(frozen=True)
+class ScratchSecondOrder(_Perceptron):
+    """dy/dt = (v, g(t, x, v)) for y = (x, v), x and v of d entries, g an MLP from 2d (+ t) inputs to d
+    outputs: `pyode.models.SecondOrderField` (a second-order ODE x'' = g as a first-order system)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.in_dim != 2 * self.out_dim:
+            raise ValueError(
+                f"a second-order field maps 2d inputs (+ t) to d outputs; got {self.in_dim} inputs, "
+                f"{self.out_dim} outputs"
+            )
+
+    @property
+    def dim(self) -> int:
+        """The state dimension: position and velocity."""
+        return 2 * self.out_dim
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        return np.concatenate([y[..., self.out_dim :], self._forward(t, y)], axis=-1)
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
+        """With a = (a_x, a_v): a^T df/dy = (0, a_x) + a_v^T dg/dy; the parameters and t only through g."""
+        d = self.out_dim
+        acceleration, grad_y, grad_theta, grad_t = self._backward(t, y, cotangent[..., d:])
+        grad_y = grad_y + np.concatenate([np.zeros_like(cotangent[..., :d]), cotangent[..., :d]], axis=-1)
+        value = np.concatenate([y[..., d:], acceleration], axis=-1)
+        return FieldVJP(value=value, y=grad_y, theta=grad_theta, t=grad_t)
 
     def trace_gradients(self, t: float, y: np.ndarray, cotangent: np.ndarray, trace_cotangent: np.ndarray):
         """f(t, y), tr(df/dy) and, per point, the gradients of sum(cotangent * f) + trace_cotangent * tr.

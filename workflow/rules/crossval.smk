@@ -36,7 +36,7 @@ CROSSVAL_SWEEP_FILES = {  # backend -> its result files, one per tolerance of th
     backend: [f"results/crossval/sweep/{backend}/rtol_{float(r):.0e}.npz" for r in CROSSVAL["sweep"]["rtols"]]
     for backend in set(CROSSVAL["sweep"]["backends"]) | {"{backend}"}
 }
-CROSSVAL_MODELS = {  # a case exported from a trained classifier or flow needs its model (and data) file
+CROSSVAL_MODELS = {  # a case exported from a trained model (classifier, flow, latent ODE, SONODE) needs its files
     name: [spec["field"][key] for key in ("model", "data") if key in spec["field"]]
     for name, spec in CROSSVAL_CASES.items()
 }

@@ -11,7 +11,9 @@ rule summary:
             if path.endswith("metrics.json")
         ]
         + IMAGE_METRICS
-        + ["results/regression/metrics.json"],
+        + ["results/regression/metrics.json"]
+        + LATENT_METRICS
+        + [path for path in SONODE_OUTPUTS if path.endswith("metrics.json")],
         config="results/settings/workflow-config.json",
     output:
         csv="results/summary.csv",
