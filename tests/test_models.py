@@ -88,6 +88,8 @@ SAVED_MODELS = {
     },
     "recurrent_forecaster": {"obs_dim": 2, "hidden": 5},
     "position_ode": {"kind": "sonode", "dim": 1, "width": 4, "solve_options": {"solver": "rk4", "steps": 2}},
+    "cnf": {"dim": 2, "width": 4, "depth": 1, "solve_options": {"solver": "rk4", "steps": 2}},
+    "neural_sde": {"dim": 1, "drift_width": 4, "drift_depth": 1, "diffusion_width": 3, "diffusion_depth": 1},
 }
 
 
@@ -104,6 +106,10 @@ def _output(model, kind):
         return model.forecast(times, values, mask, jnp.array([1.5, 2.0]))
     if kind == "position_ode":
         return model.positions(jnp.ones((3, 1), jnp.float32), times)
+    if kind == "cnf":
+        return model.log_density(jnp.ones((3, 2), jnp.float32))
+    if kind == "neural_sde":
+        return model.diffusion(0.0, jnp.ones((3, 1), jnp.float32))
     return model(0.3, jnp.ones((3, 2)))
 
 

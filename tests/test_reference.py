@@ -128,7 +128,9 @@ def test_every_adapter_builds_the_same_second_order_field():
     got = torch_field(case)(torch.tensor(t, dtype=torch.float64), torch.tensor(y)).detach().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(scratch(t, y), expected, rtol=1e-13, atol=1e-13)
-    with pytest.raises(ValueError, match=r"a field of kind mlp on dim 4 needs sizes \[5, \.\.\., 4\]"):
+    with pytest.raises(
+        ValueError, match=r"a field of kind mlp on states of dim 4 needs MLP sizes \[5, \.\.\., 4\]"
+    ):
         type(case)(**{**case.__dict__, "field": dict(case.field, kind="mlp")})
 
 

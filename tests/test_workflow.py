@@ -137,7 +137,22 @@ REPORT_CATEGORIES = {  # results/<first folder> -> the report's category
     "image": "Image ODE-Net",
     "regression": "From scratch (NumPy)",
     "crossval": "Cross-validation",
+    "cnf": "Continuous normalising flows",
+    "sde": "Neural SDEs",
+    "latent": "Latent ODE",
+    "sonode": "Second-order ODEs",
 }
+
+
+def _subcategory(parts: tuple[str, ...]) -> str:
+    """The report's subcategory of results/<parts>: the data set, system, density, process or task."""
+    if parts[0] in ("classify", "dynamics", "image", "cnf", "sonode"):
+        return parts[1]
+    if parts[0] == "sde":
+        return "solver convergence" if parts[1] == "convergence" else parts[1]
+    if parts[0] == "latent" and parts[1].startswith("obs"):
+        return f"{parts[1][3:]} observations"
+    return "Other"
 
 
 def _expected_report(results: Path) -> dict[str, str]:
@@ -147,8 +162,7 @@ def _expected_report(results: Path) -> dict[str, str]:
         if path.parent == results or (path.suffix not in (".png", ".gif") and path.name != "summary.html"):
             continue
         parts = path.relative_to(results).parts
-        subcategory = {"classify": parts[1], "dynamics": parts[1], "image": parts[1]}.get(parts[0], "Other")
-        expected[f"results/{'/'.join(parts)}"] = f"{REPORT_CATEGORIES[parts[0]]}/{subcategory}"
+        expected[f"results/{'/'.join(parts)}"] = f"{REPORT_CATEGORIES[parts[0]]}/{_subcategory(parts)}"
     return expected
 
 

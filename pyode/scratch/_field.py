@@ -212,36 +212,6 @@ class ScratchMLP(_Perceptron):
         value, grad_y, grad_theta, grad_t = self._backward(t, y, cotangent)
         return FieldVJP(value=value, y=grad_y, theta=grad_theta, t=grad_t)
 
-
-@dataclass(frozen=True)
-class ScratchSecondOrder(_Perceptron):
-    """dy/dt = (v, g(t, x, v)) for y = (x, v), x and v of d entries, g an MLP from 2d (+ t) inputs to d
-    outputs: `pyode.models.SecondOrderField` (a second-order ODE x'' = g as a first-order system)."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.in_dim != 2 * self.out_dim:
-            raise ValueError(
-                f"a second-order field maps 2d inputs (+ t) to d outputs; got {self.in_dim} inputs, "
-                f"{self.out_dim} outputs"
-            )
-
-    @property
-    def dim(self) -> int:
-        """The state dimension: position and velocity."""
-        return 2 * self.out_dim
-
-    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
-        return np.concatenate([y[..., self.out_dim :], self._forward(t, y)], axis=-1)
-
-    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
-        """With a = (a_x, a_v): a^T df/dy = (0, a_x) + a_v^T dg/dy; the parameters and t only through g."""
-        d = self.out_dim
-        acceleration, grad_y, grad_theta, grad_t = self._backward(t, y, cotangent[..., d:])
-        grad_y = grad_y + np.concatenate([np.zeros_like(cotangent[..., :d]), cotangent[..., :d]], axis=-1)
-        value = np.concatenate([y[..., d:], acceleration], axis=-1)
-        return FieldVJP(value=value, y=grad_y, theta=grad_theta, t=grad_t)
-
     def trace_gradients(self, t: float, y: np.ndarray, cotangent: np.ndarray, trace_cotangent: np.ndarray):
         """f(t, y), tr(df/dy) and, per point, the gradients of sum(cotangent * f) + trace_cotangent * tr.
 
@@ -303,6 +273,36 @@ class ScratchSecondOrder(_Perceptron):
             h_bar = h_bar @ weight
         grad_t = h_bar[:, self.dim] if self.time_input else np.zeros(y.shape[0], dtype=y.dtype)
         return value, trace, h_bar[:, : self.dim], grad_t, list(zip(grad_w, grad_b))
+
+
+@dataclass(frozen=True)
+class ScratchSecondOrder(_Perceptron):
+    """dy/dt = (v, g(t, x, v)) for y = (x, v), x and v of d entries, g an MLP from 2d (+ t) inputs to d
+    outputs: `pyode.models.SecondOrderField` (a second-order ODE x'' = g as a first-order system)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.in_dim != 2 * self.out_dim:
+            raise ValueError(
+                f"a second-order field maps 2d inputs (+ t) to d outputs; got {self.in_dim} inputs, "
+                f"{self.out_dim} outputs"
+            )
+
+    @property
+    def dim(self) -> int:
+        """The state dimension: position and velocity."""
+        return 2 * self.out_dim
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        return np.concatenate([y[..., self.out_dim :], self._forward(t, y)], axis=-1)
+
+    def vjp(self, t: float, y: np.ndarray, cotangent: np.ndarray) -> FieldVJP:
+        """With a = (a_x, a_v): a^T df/dy = (0, a_x) + a_v^T dg/dy; the parameters and t only through g."""
+        d = self.out_dim
+        acceleration, grad_y, grad_theta, grad_t = self._backward(t, y, cotangent[..., d:])
+        grad_y = grad_y + np.concatenate([np.zeros_like(cotangent[..., :d]), cotangent[..., :d]], axis=-1)
+        value = np.concatenate([y[..., d:], acceleration], axis=-1)
+        return FieldVJP(value=value, y=grad_y, theta=grad_theta, t=grad_t)
 
 
 @dataclass(frozen=True)
