@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import atomic_write, jax_device, read_json, versions, write_json
-from ..models import load_model, save_model
+from ..models import build_model, load_model, save_model
 from ..train import OptaxStepper, TrainOptions, TrainState, clear_state, fit, make_optimizer, run_identity
 from ._settings import Section, SettingsError
 
@@ -121,6 +121,21 @@ def train_model(
         save_outputs=save_outputs,
         observe=observe,
     )
+
+
+def train_new_model(
+    loss_fn: Callable, batch_at: Callable, settings: Section, out_dir: str | Path, **run
+) -> TrainState:
+    """`train_model` of `build_model(run["kind"], run["spec"])` keyed by `settings.seed`, for
+    `settings.train.steps` steps; `run` holds train_model's keywords but `options`, and the
+    progress bar's `description` and `progress`."""
+    import jax
+
+    model = build_model(run["kind"], run["spec"], key=jax.random.PRNGKey(settings.seed))
+    options = settings.train.options(
+        steps=settings.train.steps, description=run.pop("description"), progress=run.pop("progress")
+    )
+    return train_model(model, loss_fn, batch_at, settings, out_dir, options=options, **run)
 
 
 def write_history(path: str | Path, history: list[dict]) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 
 from .. import counted_programs, counting, status_message
 from ..data import GENERATORS, Split, make_split, split_sizes
-from ..models import ODEClassifier, build_model, classifier_loss, load_model
-from ._common import HISTORY_UNITS, read_history, summarise_history, train_model, write_run_metrics
+from ..models import ODEClassifier, classifier_loss, load_model
+from ._common import HISTORY_UNITS, read_history, summarise_history, train_new_model, write_run_metrics
 from ._sections import BatchTrainSettings, FieldSettings, SolveSettings
 from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
 
@@ -140,14 +140,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         return jnp.asarray(split.x_train[index]), jnp.asarray(split.y_train[index])
 
     spec = settings.model_spec()
-    model = build_model("classifier", spec, key=jax.random.PRNGKey(seed))
-    options = settings.train.options(
-        steps=settings.train.steps,
-        description=f"train {out_dir.parent.name}/{out_dir.name}",
-        progress=progress,
-    )
-    train_model(
-        model,
+    train_new_model(
         classifier_loss,
         batch_at,
         settings,
@@ -155,7 +148,8 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         experiment=EXPERIMENT,
         kind="classifier",
         spec=spec,
-        options=options,
+        description=f"train {out_dir.parent.name}/{out_dir.name}",
+        progress=progress,
         data_path=data_path,
     )
 
@@ -163,8 +157,8 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
 def evaluate_classifier(model: ODEClassifier, split: Split) -> dict:
     """Accuracy, loss and forward evaluation counts on the train and test sets.
 
-    Each part is solved twice: bare (timed) and with its evaluations counted as executed,
-    which must equal the count from the solver's statistics.
+    Each part is solved twice: bare (timed) and with its evaluations counted as executed, which
+    equals the count from the solver's statistics unless the first step was rejected (docs/solve.md).
     """
     bare = eqx.filter_jit(classifier_loss)
     counted = eqx.filter_jit(lambda m, b: classifier_loss(m, b))

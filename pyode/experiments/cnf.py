@@ -23,13 +23,13 @@ import numpy as np
 
 from .. import status_message
 from ..data import DENSITIES, DensitySamples, check_density_options, sample_density
-from ..models import CNF, PROBES, TRACES, build_model, cnf_loss
+from ..models import CNF, PROBES, TRACES, cnf_loss
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
     load_run,
     summarise_history,
-    train_model,
+    train_new_model,
     write_run_metrics,
 )
 from ._sections import BatchTrainSettings, FieldSettings, GeneratedData, SolveSettings
@@ -192,15 +192,8 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
             f"train.batch_size is {settings.train.batch_size}; {data_path} has {len(samples.x_train)} points"
         )
     spec = settings.model_spec()
-    model = build_model("cnf", spec, key=jax.random.PRNGKey(settings.seed))
-    options = settings.train.options(
-        steps=settings.train.steps,
-        description=f"train {settings.density}/{out_dir.name}",
-        progress=progress,
-    )
     loss = functools.partial(cnf_loss, kinetic=settings.flow.kinetic, jacobian=settings.flow.jacobian)
-    train_model(
-        model,
+    train_new_model(
         loss,
         batch_sampler(samples.x_train, settings.train.batch_size, settings.seed),
         settings,
@@ -208,7 +201,8 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         experiment=EXPERIMENT,
         kind="cnf",
         spec=spec,
-        options=options,
+        description=f"train {settings.density}/{out_dir.name}",
+        progress=progress,
         data_path=data_path,
     )
 

@@ -39,8 +39,8 @@ from ._common import (
     train_model,
     write_metrics,
 )
-from ._sections import FieldSettings, SolveSettings, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
+from ._sections import FieldSettings, GeneratedData, SolveSettings, StepTrainSettings
+from ._settings import Section, SettingsError, data_part, option, unique_names
 
 EXPERIMENT = "dynamics"
 DTYPE = jnp.float32
@@ -74,17 +74,14 @@ class FitSettings(Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class DataSettings(Section):
+class DataSettings(GeneratedData):
     """A system's trajectories: the generator (`system`), its options (`data`) and the seed."""
 
     seed: int = option(0, minimum=0)
     system: str = option("vdp", choices=DYNAMICS_GENERATORS)
-    data: dict = option({})
 
-    def validate(self, where: str) -> "DataSettings":
-        with reported_at(f"{where}.data"):
-            check_trajectory_options(self.system, self.data)
-        return self
+    def check_options(self) -> None:
+        check_trajectory_options(self.system, self.data)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,6 @@ from ..data import SpiralSeries, bidirectional_spirals, check_spiral_options
 from ..models import (
     ACTIVATIONS,
     LatentODE,
-    build_model,
     latent_ode_loss,
     load_model,
     parameter_count,
@@ -36,7 +35,7 @@ from ._common import (
     read_history,
     rmse,
     summarise_history,
-    train_model,
+    train_new_model,
     write_metrics,
 )
 from ._sections import FieldSettings, SolveSettings, StepTrainSettings
@@ -227,14 +226,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         return grid, times[rows], values[rows], index[rows], mask[rows], jax.random.fold_in(base_key, step)
 
     kind, spec = settings.model_spec()
-    model = build_model(kind, spec, key=jax.random.PRNGKey(seed))
-    options = settings.train.options(
-        steps=settings.train.steps,
-        description=f"train obs{settings.observations}/{settings.model}",
-        progress=progress,
-    )
-    train_model(
-        model,
+    train_new_model(
         loss_function(settings, data.noise),
         batch_at,
         settings,
@@ -242,7 +234,8 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         experiment=EXPERIMENT,
         kind=kind,
         spec=spec,
-        options=options,
+        description=f"train obs{settings.observations}/{settings.model}",
+        progress=progress,
         data_path=data_path,
     )
 

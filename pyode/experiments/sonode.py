@@ -19,18 +19,19 @@ import numpy as np
 
 from .. import status_message
 from ..data import POSITION_TASKS, PositionSeries, check_position_options
-from ..models import POSITION_MODELS, build_model, load_model, parameter_count
+from ..models import POSITION_MODELS, load_model, parameter_count
 from ._common import (
     HISTORY_UNITS,
+    check_data_is_for,
     evaluation_options,
     read_history,
     rmse,
     summarise_history,
-    train_model,
+    train_new_model,
     write_metrics,
 )
-from ._sections import FieldSettings, SolveSettings, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
+from ._sections import FieldSettings, GeneratedData, SolveSettings, StepTrainSettings
+from ._settings import Section, SettingsError, data_part, option, unique_names
 
 EXPERIMENT = "sonode"
 DTYPE = jnp.float32
@@ -40,17 +41,14 @@ CROSSING_SOLVED = 1e-2
 
 
 @dataclasses.dataclass(frozen=True)
-class DataSettings(Section):
+class DataSettings(GeneratedData):
     """A task's data: the generator (`task`), its options (`data`) and the seed."""
 
     seed: int = option(0, minimum=0)
     task: str = option("crossing", choices=POSITION_TASKS)
-    data: dict = option({})
 
-    def validate(self, where: str) -> "DataSettings":
-        with reported_at(f"{where}.data"):
-            check_position_options(self.task, self.data)
-        return self
+    def check_options(self) -> None:
+        check_position_options(self.task, self.data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,18 +151,10 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     """Train the run's model on the task's series at `data_path` (full batch); write model.npz and
     history.jsonl to `out_dir`."""
     data = PositionSeries.load(data_path)
-    if data.task != settings.task:
-        raise SettingsError(f"{data_path} holds {data.task!r} data; the settings are for {settings.task!r}")
+    check_data_is_for(data_path, data.task, settings.task, "series")
     batch = tuple(jnp.asarray(a, DTYPE) for a in (data.ts, data.initial, data.observed))
     spec = settings.model_spec()
-    model = build_model("position_ode", spec, key=jax.random.PRNGKey(settings.seed))
-    options = settings.train.options(
-        steps=settings.train.steps,
-        description=f"train {settings.task}/{settings.model.name}",
-        progress=progress,
-    )
-    train_model(
-        model,
+    train_new_model(
         position_loss,
         lambda step: batch,
         settings,
@@ -172,7 +162,8 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         experiment=EXPERIMENT,
         kind="position_ode",
         spec=spec,
-        options=options,
+        description=f"train {settings.task}/{settings.model.name}",
+        progress=progress,
         data_path=data_path,
     )
 
