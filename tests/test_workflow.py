@@ -302,6 +302,12 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         (lambda c: c["crossval"]["sweep"].update(case="nope"), "crossval.sweep.case is 'nope'"),
         (lambda c: c.update(container="my image.sif"), "container: 'my image.sif' does not match"),
         (
+            lambda c: c["crossval"]["cases"].append(
+                {"name": "x", "field": {"kind": "trained", "model": "results/nope/model.npz"}}
+            ),
+            "crossval case 'x' reads results/nope/model.npz, which neither exists nor is written",
+        ),
+        (
             lambda c: c["cnf"]["models"][0].update(trace="hutchinsn"),
             "cnf.models[0].trace: 'hutchinsn' is not one of",
         ),
@@ -335,6 +341,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "windows",
         "sweep-case",
         "container-with-space",
+        "missing-model",
         "cnf-trace",
         "sde-stratonovich-sampling",
         "string-rate",

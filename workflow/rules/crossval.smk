@@ -40,6 +40,15 @@ CROSSVAL_MODELS = {  # a case exported from a trained model (classifier, flow, l
     name: [spec["field"][key] for key in ("model", "data") if key in spec["field"]]
     for name, spec in CROSSVAL_CASES.items()
 }
+_MADE_HERE = {  # the model and data files this workflow's own runs write
+    f"results/{experiment}/{run}/model.npz"
+    for experiment, runs in (("classify", CLASSIFY), ("cnf", CNF), ("latent", LATENT), ("sonode", SONODE))
+    for run in runs
+} | {f"results/cnf/data/{run.split('/')[0]}.npz" for run in CNF}
+for _name, _paths in CROSSVAL_MODELS.items():
+    for _path in _paths:
+        if _path not in _MADE_HERE and not os.path.exists(_path):
+            stop(f"config: crossval case {_name!r} reads {_path}, which neither exists nor is written by a run of this config")
 CROSSVAL_OUTPUTS = [
     f"results/crossval/{name}"
     for name in ("summary.csv", "summary.html", "summary.md", "backends.csv", "nfe.png", "sweep.csv", "sweep.png")
