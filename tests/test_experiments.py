@@ -207,6 +207,11 @@ def test_a_csv_table_becomes_an_html_table_for_the_report(tmp_path):
     assert "<title>Runs &amp; more</title>" in page and "<td>&lt;a&gt;</td>" in page
     assert '<td class="number">0.123457</td>' in page and '<td class="number">12</td>' in page
     assert "<td>x &amp; y</td>" in page
+    # A column with a word in it (a skipped run's status) still shows its numbers rounded.
+    (tmp_path / "m.csv").write_text("metric,value\nloss,0.0285287760198\nstatus,skipped\n")
+    summary.write_html_table(tmp_path / "m.csv", tmp_path / "m.html", title="mixed")
+    mixed = (tmp_path / "m.html").read_text()
+    assert "<td>0.0285288</td>" in mixed and "<td>skipped</td>" in mixed
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="empty"):
         summary.write_html_table(tmp_path / "empty.csv", tmp_path / "e.html", title="none")

@@ -133,6 +133,9 @@ def _shown(text: str) -> str:
     return text
 
 
+NUMBER_CELL = '<td class="number">'
+
+
 def write_html_table(csv_path: str | Path, html_path: str | Path, *, title: str) -> int:
     """`csv_path` as one self-contained HTML page (no scripts); returns the number of rows."""
     with open(csv_path, newline="") as f:
@@ -153,10 +156,8 @@ def write_html_table(csv_path: str | Path, html_path: str | Path, *, title: str)
         "<tbody>",
     ]
     for row in body:
-        cells = (
-            f'<td class="number">{html.escape(_shown(cell))}</td>'
-            if numeric[i]
-            else f"<td>{html.escape(cell)}</td>"
+        cells = (  # every number rounded; right-aligned where the whole column is numbers
+            (NUMBER_CELL if numeric[i] else "<td>") + f"{html.escape(_shown(cell))}</td>"
             for i, cell in enumerate(row)
         )
         lines.append("<tr>" + "".join(cells) + "</tr>")
