@@ -497,26 +497,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt(signum)
+def _stop_at_once(name: str):
+    """A SIGINT/SIGTERM handler for the time outside training (whose loop saves its state first):
+    one line, then exit 130 / 143 at once. Every file is written atomically, so nothing half-written
+    is left. Raising KeyboardInterrupt instead could land in a garbage-collection callback, which
+    swallows it and runs on (seen with JAX's `_xla_gc_callback`)."""
+
+    def stop(signum, frame):
+        print(f"{name}: interrupted by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    return stop
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    name = f"pyode {args.command}"
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop_at_once(name))
     if args.threads is not None:
         bound_threads(args.threads)
     if args.compilation_cache:
         from . import use_compilation_cache
 
         use_compilation_cache(args.compilation_cache)
-    signal.signal(signal.SIGTERM, _terminate)
-    name = f"pyode {args.command}"
     try:
         args.handler(args)
-    except KeyboardInterrupt as interrupt:
-        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
-        print(f"{name}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-        raise SystemExit(128 + signum) from None
     except Exception as error:
         status = _exit_status(error)
         if status is None or args.debug:

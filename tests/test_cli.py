@@ -131,6 +131,25 @@ def _model(run) -> dict:
     return arrays
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_outside_training_ends_the_command_even_inside_a_gc_callback(signum):
+    """Outside the training loop a signal ends the command at once in one line, 128 + signum, even
+    when it arrives during a garbage-collection callback (as during JAX's import), which swallows an
+    exception raised from the handler and would let the command run on."""
+    program = (
+        "import gc, os, signal, time\n"
+        "from pyode.cli import _stop_at_once\n"
+        f"signal.signal({int(signum)}, _stop_at_once('pyode test'))\n"
+        f"gc.callbacks.append(lambda *_: os.kill(os.getpid(), {int(signum)}))\n"
+        "gc.collect()\n"
+        "time.sleep(2)\n"
+        "print('ran on')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 128 + signum and "ran on" not in done.stdout
+    assert done.stderr.strip() == f"pyode test: interrupted by {signal.Signals(signum).name}"
+
+
 @pytest.mark.slow
 def test_random_interrupts_resume_to_the_uninterrupted_parameters(tmp_path, data):
     """SIGTERM and SIGINT at 10+ random moments, the first during the first compiled step."""
