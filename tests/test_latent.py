@@ -24,15 +24,23 @@ TINY = dict(test_spirals=6, observations=5, window=12, extrapolation=6, total_po
 def test_spirals_are_windows_of_the_two_paths_half_each_way_with_sorted_random_times():
     data = bidirectional_spirals(20, **TINY)
     assert data.grid.shape == (18,) and data.window == 12
-    assert data.train_truth.shape == data.train_noisy.shape == (20, 18, 2)
+    assert data.train_truth.shape == data.train_noisy.shape == (20, 12, 2)
     assert data.test_truth.shape == (6, 18, 2) and data.test_index.shape == (6, 5)
     assert data.train_clockwise.sum() == 10 and data.test_clockwise.sum() == 3
     _, clockwise_path, counter_path = spiral_paths(40, 6 * np.pi, 0.0, 0.3)
-    for truth, clockwise in zip(data.train_truth, data.train_clockwise):
-        path = clockwise_path if clockwise else counter_path
-        start = int(np.argmin(np.linalg.norm(path - truth[0], axis=1)))
-        np.testing.assert_allclose(truth, path[start : start + 18], atol=1e-12)
-        assert 12 <= start <= 40 - 18
+    for part, length in (("train", 12), ("test", 18)):
+        starts = []
+        for truth, clockwise in zip(getattr(data, f"{part}_truth"), getattr(data, f"{part}_clockwise")):
+            path = clockwise_path if clockwise else counter_path
+            starts.append(int(np.argmin(np.linalg.norm(path - truth[0], axis=1))))
+            np.testing.assert_allclose(truth, path[starts[-1] : starts[-1] + length], atol=1e-12)
+        assert 12 <= min(starts) and max(starts) <= 40 - length
+    many = bidirectional_spirals(400, **TINY)
+    last_training_time = max(
+        int(np.argmin(np.linalg.norm((clockwise_path if c else counter_path) - truth[-1], axis=1)))
+        for truth, c in zip(many.train_truth, many.train_clockwise)
+    )
+    assert last_training_time == 39, "training windows reach the end of the paths"
     for index in data.train_index:
         assert np.all(np.diff(index) > 0) and index[0] >= 0 and index[-1] < 12
     assert 0.2 < np.std(data.train_noisy - data.train_truth) < 0.4

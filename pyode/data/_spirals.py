@@ -5,10 +5,14 @@ The generator follows torchdiffeq's `examples/latent_ode.py` (the authors' code)
 common timeline of `total_points` equally spaced times over [0, stop], the
 counter-clockwise spiral is r = a + b theta centred at (5, 0) with theta = t, the clockwise
 one r = a + 50 b / theta centred at (-5, 0) with theta = stop + 1 - t. Each series is a
-window of `window` consecutive times from a random start (observations are drawn from it),
-followed by `extrapolation` times on which the truth is kept for testing; Gaussian noise of
-standard deviation `noise` is added to every coordinate. Of the `window` times, each series
-keeps `observations` chosen at random without replacement (the paper's irregular times).
+window of `window` consecutive times from a random start (observations are drawn from it);
+a held-out series is followed by `extrapolation` times on which the truth is kept for
+testing. Training windows start anywhere from the `window`-th time to the last possible one
+(the example's starts), so together they cover the paths to their ends, and every held-out
+series extrapolates into a stretch of path that training windows have seen. Gaussian noise
+of standard deviation `noise` is added to every coordinate. Of the `window` times, each
+series keeps `observations` chosen at random without replacement (the paper's irregular
+times).
 """
 
 from dataclasses import dataclass
@@ -27,8 +31,10 @@ class SpiralSeries:
     """Training and held-out series on one relative time grid.
 
     `grid` (G,) starts at 0; its first `window` times are the observation window, the rest
-    the extrapolation window. For each part: `truth` and `noisy` (N, G, 2) on the whole grid,
-    `index` (N, n) the sorted grid positions each series observes, `clockwise` (N,).
+    the extrapolation window. For each part: `truth` and `noisy` (N, L, 2), on the whole grid
+    for the test part (L = G) and on the window for the training part (L = `window`: training
+    never looks past it), `index` (N, n) the sorted grid positions each series observes,
+    `clockwise` (N,).
     """
 
     settings: dict
@@ -106,9 +112,8 @@ def bidirectional_spirals(
     check_spiral_options(spirals, test_spirals, observations, window, extrapolation, total_points, noise)
     times, clockwise_path, counter_path = spiral_paths(total_points, stop, a, b)
     rng = np.random.default_rng([seed, 0])
-    length = window + extrapolation
     parts = {}
-    for part, count in (("train", spirals), ("test", test_spirals)):
+    for part, count, length in (("train", spirals, window), ("test", test_spirals, window + extrapolation)):
         clockwise = rng.permutation(np.arange(count) < count // 2)
         starts = rng.integers(window, total_points - length + 1, size=count)
         paths = np.where(clockwise[:, None, None], clockwise_path[None], counter_path[None])
@@ -129,7 +134,7 @@ def bidirectional_spirals(
         "b": b,
         "seed": seed,
     }
-    arrays = {"grid": times[:length] - times[0]}
+    arrays = {"grid": times[: window + extrapolation] - times[0]}
     for part, (truth, noisy, clockwise) in parts.items():
         index = np.sort(
             np.stack([subsets.choice(window, observations, replace=False) for _ in range(len(truth))]), axis=1

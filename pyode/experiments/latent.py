@@ -294,30 +294,35 @@ def evaluate_model(model, data: SpiralSeries, solve_options: dict) -> tuple[dict
     the noise-free truth, over both coordinates; `_clockwise` and `_counter_clockwise` on the
     spirals of one direction. `_noisy`: against noisy values there.
     `test_observed_rmse`: at the observed times against the truth. `test_window_rmse`
-    (latent ODE): on every time of the window. `train_extrapolation_rmse`: the first 100
-    training spirals, as the test one.
+    (latent ODE): on every time of the window. `train_observed_rmse`: the first 100 training
+    spirals, as the test one (beside it, a sign of overfitting).
     """
     window = data.window
     test = predict(model, data, "test", solve_options)
     train = predict(model, data, "train", solve_options, rows=slice(0, 100))
-    truth_at = np.take_along_axis(data.test_truth, data.test_index[..., None], axis=1)
-    observed = ~np.isnan(test["at_observations"][..., 0])
     metrics = {
         "test_extrapolation_rmse": rmse(test["extrapolation"], data.test_truth[:, window:]),
         "test_extrapolation_rmse_noisy": rmse(test["extrapolation"], data.test_noisy[:, window:]),
-        "test_observed_rmse": rmse(test["at_observations"][observed], truth_at[observed]),
+        "test_observed_rmse": _observed_rmse(test, data.test_truth, data.test_index),
+        "train_observed_rmse": _observed_rmse(train, data.train_truth[:100], data.train_index[:100]),
         "test_extrapolation_rmse_clockwise": rmse(
             test["extrapolation"][data.test_clockwise], data.test_truth[data.test_clockwise, window:]
         ),
         "test_extrapolation_rmse_counter_clockwise": rmse(
             test["extrapolation"][~data.test_clockwise], data.test_truth[~data.test_clockwise, window:]
         ),
-        "train_extrapolation_rmse": rmse(train["extrapolation"], data.train_truth[:100, window:]),
         "parameters": parameter_count(model),
     }
     if "window" in test:
         metrics["test_window_rmse"] = rmse(test["window"], data.test_truth[:, :window])
     return metrics, test
+
+
+def _observed_rmse(predictions: dict, truth, index) -> float:
+    """RMSE of the predictions at the observed times against the truth there (NaN ones left out)."""
+    truth_at = np.take_along_axis(truth, index[..., None], axis=1)
+    observed = ~np.isnan(predictions["at_observations"][..., 0])
+    return rmse(predictions["at_observations"][observed], truth_at[observed])
 
 
 UNITS = {
@@ -328,7 +333,7 @@ UNITS = {
     "test_extrapolation_rmse_counter_clockwise": "plane units",
     "test_observed_rmse": "plane units",
     "test_window_rmse": "plane units",
-    "train_extrapolation_rmse": "plane units",
+    "train_observed_rmse": "plane units",
     "parameters": "parameters",
     "final_batch_rmse": "plane units",
 }
