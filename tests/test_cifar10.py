@@ -1,10 +1,14 @@
-"""CIFAR-10 data: the binary batch format (on small files written here), its size, checksum and
-archive checks, the download-or-skip policy offline, per-channel standardisation and augmentation
-of colour images."""
+"""CIFAR-10 in the image experiment: the binary batch format (on small files written here), its
+size, checksum and archive checks, the download-or-skip policy offline, per-channel
+standardisation and augmentation of colour images, and NODE, ANODE and ResNet on 3x32x32 input."""
 
 import tarfile
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from pyode.data import (
@@ -30,6 +34,7 @@ from pyode.data._images import (
     verify_cifar10_batch,
     write_cifar10_batch,
 )
+from pyode.models import make_image_classifier
 
 NAMES = [name for names in CIFAR10_FILES.values() for name in names]
 UNREACHABLE = ["http://127.0.0.1:9/"]
@@ -236,3 +241,72 @@ def test_crop_and_flip_augment_colour_images():
     mirrored = [np.array_equal(f, i[:, ::-1]) for f, i in zip(flipped, images)]
     kept = [np.array_equal(f, i) for f, i in zip(flipped, images)]
     assert all(m or k for m, k in zip(mirrored, kept)) and 16 < sum(mirrored) < 48
+
+
+def _colour_batch():
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 32, 32, 3), jnp.float32)
+    return x, jnp.array([3, 9])
+
+
+@eqx.filter_jit
+def _forward_and_step(model, x, y):
+    """Logits, the ODE block's state (if any), and the model after one SGD step: one compilation."""
+
+    def loss(m):
+        logits, stats = m(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, stats)
+
+    (value, (logits, stats)), grads = eqx.filter_value_and_grad(loss, has_aux=True)(model)
+    features = model.downsampling(x)
+    state = model.middle(features)[0] if hasattr(model.middle, "field") else features
+    optimiser = optax.sgd(0.1)
+    updates, _ = optimiser.update(grads, optimiser.init(eqx.filter(model, eqx.is_inexact_array)))
+    updated = eqx.apply_updates(model, updates)
+    return value, logits, stats, features, state, grads, loss(updated)[0]
+
+
+@pytest.mark.parametrize(
+    "kind,augment", [("odenet", 0), ("odenet", 4), ("resnet", 0)], ids=["node", "anode", "resnet"]
+)
+def test_node_anode_and_resnet_on_3x32x32_images(kind, augment):
+    """A forward pass and one training step on random colour images (NHWC, RGB last)."""
+    x, y = _colour_batch()
+    model = make_image_classifier(
+        kind, channels=3, width=4, augment=augment, solve_options=SOLVE, key=jax.random.PRNGKey(0)
+    )
+    assert model.downsampling.stem.kernel.shape == (3, 3, 3, 4)  # RGB in
+    value, logits, stats, features, state, grads, after = _forward_and_step(model, x, y)
+    assert logits.shape == (2, 10) and logits.dtype == jnp.float32
+    assert features.shape == (2, 8, 8, 4)  # two stride-2 stages: 32 -> 8
+    if kind == "odenet":
+        assert state.shape == (2, 8, 8, 4 + augment)  # ANODE: the zero channels travel with the state
+        assert model.middle.field.convs[0].kernel.shape == (3, 3, 4 + augment + 1, 4 + augment)
+        assert model.linear.weight.shape == (10, 4 + augment)
+        assert int(stats["nfe_forward"]) == 2
+    norms = [float(jnp.linalg.norm(g)) for g in jax.tree_util.tree_leaves(grads)]
+    assert np.isfinite(float(value)) and np.isfinite(float(after)) and float(after) != float(value)
+    assert all(np.isfinite(norms)) and max(norms) > 0
+
+
+def test_augment_zero_is_the_plain_ode_block():
+    x, _ = _colour_batch()
+    key = jax.random.PRNGKey(5)
+    plain = make_image_classifier("odenet", channels=3, width=8, solve_options=SOLVE, key=key)
+    zero = make_image_classifier("odenet", channels=3, width=8, augment=0, solve_options=SOLVE, key=key)
+    assert bool(eqx.tree_equal(plain, zero)) and zero.middle.augment == 0
+    # An ANODE block starts from the state with zero channels appended: with its field silenced
+    # (the last norm's scale and shift zero) the state stays there.
+    anode = make_image_classifier("odenet", channels=3, width=8, augment=4, solve_options=SOLVE, key=key)
+    still = eqx.tree_at(
+        lambda m: (m.middle.field.norms[2].scale, m.middle.field.norms[2].shift),
+        anode,
+        (jnp.zeros(12, jnp.float32), jnp.zeros(12, jnp.float32)),
+    )
+    features = anode.downsampling(x)
+    state, _ = eqx.filter_jit(lambda m, f: m.middle(f))(still, features)
+    np.testing.assert_array_equal(state[..., :8], features)
+    np.testing.assert_array_equal(state[..., 8:], 0)
+    with pytest.raises(
+        ValueError, match="augment is 2: zero channels are appended to an odenet's ODE block only"
+    ):
+        make_image_classifier("resnet", channels=3, width=8, augment=2, key=key)
