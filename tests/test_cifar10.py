@@ -2,6 +2,7 @@
 size, checksum and archive checks, the download-or-skip policy offline, per-channel
 standardisation and augmentation of colour images, and NODE, ANODE and ResNet on 3x32x32 input."""
 
+import json
 import tarfile
 
 import equinox as eqx
@@ -34,6 +35,7 @@ from pyode.data._images import (
     verify_cifar10_batch,
     write_cifar10_batch,
 )
+from pyode.experiments import SettingsError, image
 from pyode.models import make_image_classifier
 
 NAMES = [name for names in CIFAR10_FILES.values() for name in names]
@@ -210,6 +212,17 @@ def test_files_that_are_there_but_wrong_are_an_error_under_every_policy(tmp_path
             prepare_cifar10(tmp_path, policy=policy, fetch_into=None)
 
 
+def test_skipped_cifar10_gives_skipped_metrics_with_the_reason(tmp_path):
+    source = {"folder": str(tmp_path / "nowhere"), "policy": "auto", "download_folder": "resources/cifar10"}
+    data = image.resolve_data({"dataset": "cifar10", "source": source})
+    reason = image.make_data(data, tmp_path / "cifar10.npz")
+    assert reason.endswith("(the archive or all six batch files will do) and is not the download folder")
+    settings = image.resolve({"dataset": "cifar10", "model": {"augment": 4}})
+    record = image.train(tmp_path / "cifar10.npz", settings, tmp_path / "run", progress=False)
+    assert record["status"] == "skipped" and record["reason"] == reason
+    assert record["runs"][0]["run"] == "cifar10/anode4/rk4-checkpoint"
+
+
 def test_per_channel_statistics_and_standardisation():
     images, _ = _images(50, 3)
     images[..., 2] //= 2  # channels with different statistics
@@ -310,3 +323,63 @@ def test_augment_zero_is_the_plain_ode_block():
         ValueError, match="augment is 2: zero channels are appended to an odenet's ODE block only"
     ):
         make_image_classifier("resnet", channels=3, width=8, augment=2, key=key)
+    with pytest.raises(
+        SettingsError, match=r"settings\.model\.augment is 2: .*model\.kind 'resnet' has no ODE block"
+    ):
+        image.resolve({"model": {"kind": "resnet", "augment": 2}})
+
+
+def test_plan_runs_node_and_anode_grids_and_the_baseline_on_cifar10():
+    section = {
+        "cifar10": {"policy": "require", "folder": "elsewhere", "mirrors": ["m/"], "timeout": 3},
+        "solvers": ["dopri5"],
+        "adjoints": ["checkpoint"],
+        "augment": [0, 16],
+        "baselines": ["resnet"],
+        "solve": {"adaptive": ["dopri5"], "rtol": 1e-3, "atol": 1e-3, "steps": 4},
+        "datasets": [{"name": "cifar10", "data": {"crop_padding": 4, "horizontal_flip": True}}],
+    }
+    runs = image.plan(section, seed=1)
+    assert list(runs) == [
+        "cifar10/odenet/dopri5-checkpoint",
+        "cifar10/anode16/dopri5-checkpoint",
+        "cifar10/resnet",
+    ]
+    assert [r.model.augment for r in runs.values()] == [0, 16, 0]
+    for name, settings in runs.items():
+        assert name == f"cifar10/{settings.run_name()}"
+        assert settings.data.horizontal_flip and settings.data.crop_padding == 4
+        assert settings.source == {
+            "folder": "elsewhere",
+            "policy": "require",
+            "download_folder": "resources/cifar10",
+            "mirrors": ["m/"],
+            "timeout": 3,
+        }
+
+
+def test_one_tiny_training_run_on_colour_images(tmp_path):
+    """The experiment end to end on a made-up 3x32x32 split: channels, per-channel statistics,
+    crops and flips, an ANODE block; a few seconds (compilation dominates)."""
+    images, labels = _images(40, 6)
+    ImageSplit(
+        "cifar10", images[:32], labels[:32].astype(np.int32), images[32:], labels[32:].astype(np.int32), 255.0
+    ).save(tmp_path / "cifar10.npz")
+    settings = image.resolve(
+        {
+            "dataset": "cifar10",
+            "data": {"crop_padding": 2, "horizontal_flip": True},
+            "model": {"width": 4, "augment": 4},
+            "solve": SOLVE,
+            "train": {"epochs": 1, "batch_size": 16, "eval_batch_size": 8, "learning_rate": 1e-2},
+        }
+    )
+    record = image.train(tmp_path / "cifar10.npz", settings, tmp_path / "run", progress=False)
+    assert record["status"] == "ok" and record["runs"][0]["run"] == "cifar10/anode4/euler-checkpoint"
+    metrics = record["runs"][0]["metrics"]
+    assert (
+        metrics["train_steps"] == 2 and metrics["test_images"] == 8 and metrics["nfe_forward_per_step"] == 2
+    )
+    mean, std = channel_statistics(images[:32], 255.0)
+    assert record["details"]["pixel_mean"] == list(mean) and record["details"]["pixel_std"] == list(std)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == record
