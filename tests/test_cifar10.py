@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+from pyode.cli import _exit_status
 from pyode.data import (
     CIFAR10_FILES,
     CIFAR10Unavailable,
@@ -202,6 +203,7 @@ def test_policy_offline(tmp_path):
         prepare_cifar10(elsewhere, policy="require", fetch_into=tmp_path)
     with pytest.raises(ValueError, match="unknown CIFAR-10 policy 'maybe'"):
         prepare_cifar10(elsewhere, policy="maybe", fetch_into=None)
+    assert _exit_status(CIFAR10Unavailable("offline")) == 2  # `pyode image-data`: one line, exit 2
 
 
 def test_files_that_are_there_but_wrong_are_an_error_under_every_policy(tmp_path):
