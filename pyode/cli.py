@@ -541,7 +541,7 @@ def _exit_status(error: Exception) -> int | None:
         return 1
     if isinstance(error, (ValueError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return 2
-    if type(error).__name__ in ("MNISTUnavailable", "BackendUnavailable"):
+    if type(error).__name__ in ("MNISTUnavailable", "CIFAR10Unavailable", "BackendUnavailable"):
         return 2
     return None
 

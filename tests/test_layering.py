@@ -67,9 +67,10 @@ def test_scratch_imports_no_autodiff_library():
 def test_schema_names_are_the_registries():
     import pyode
     from pyode import bench, reference, scratch
-    from pyode.data import DENSITIES, POSITION_TASKS, PROCESS_DEFAULTS
-    from pyode.experiments import latent
+    from pyode.data import DATA_POLICIES, DENSITIES, POSITION_TASKS, PROCESS_DEFAULTS
+    from pyode.experiments import image, latent
     from pyode.models import ACTIVATIONS, POSITION_MODELS, PROBES, TRACES
+    from pyode.reference._julia import JULIA_MODES
     from pyode.train import OPTIMIZERS, SCHEDULES
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -88,6 +89,9 @@ def test_schema_names_are_the_registries():
     assert names["latent_model"] == set(latent.MODELS)
     assert names["position_model"] == set(POSITION_MODELS)
     assert names["position_task"] == set(POSITION_TASKS)
+    assert names["image_dataset"] == set(image.DATASETS)
+    # YAML reads an unquoted off as false
+    assert names["policy"] == set(DATA_POLICIES) | {False} == set(JULIA_MODES) | {False}
     declared = (
         set(pyode.SOLVERS)
         | set(pyode.ADJOINTS)
@@ -95,6 +99,8 @@ def test_schema_names_are_the_registries():
         | set(pyode.SDE_SOLVERS)
         | set(POSITION_MODELS)
         | set(latent.MODELS)
+        | set(image.DATASETS)
+        | set(DATA_POLICIES)
     )
 
     def enums(node):

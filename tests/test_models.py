@@ -74,9 +74,11 @@ SAVED_MODELS = {
     "mlp_field": {"dim": 2, "width": 5, "depth": 2, "activation": "elu", "time_input": True},
     "linear_field": {"dim": 2},
     "classifier": {"data_dim": 2, "augment": 1, "width": 4, "solve_options": {"solver": "rk4", "steps": 2}},
-    "image_classifier": {
+    "image_classifier": {  # an ANODE block on colour images
         "kind": "odenet",
+        "channels": 3,
         "width": 4,
+        "augment": 2,
         "downsampling_layers": 1,
         "solve_options": {"solver": "euler", "steps": 1, "throw": False},
     },
@@ -97,7 +99,7 @@ def _output(model, kind):
     """What the model computes from a fixed input."""
     times, values, mask = jnp.linspace(0.0, 1.0, 4), jnp.ones((4, 2), jnp.float32), jnp.ones(4)
     if kind == "image_classifier":
-        return model(jnp.ones((2, 8, 8, 1), jnp.float32))
+        return model(jnp.ones((2, 8, 8, 3), jnp.float32))
     if kind == "classifier":
         return model(jnp.ones((3, 2)))
     if kind == "latent_ode":

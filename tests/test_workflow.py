@@ -326,6 +326,13 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             ),
             "image.mnist.policy is require but nowhere lacks train-images-idx3-ubyte",
         ),
+        (
+            lambda c: (
+                c["image"].setdefault("cifar10", {}).update(policy="require", folder="nowhere"),
+                c["image"]["datasets"].append({"name": "cifar10"}),
+            ),
+            "image.cifar10.policy is require but nowhere lacks cifar-10-binary.tar.gz and data_batch_1.bin",
+        ),
         pytest.param(
             lambda c: c["crossval"].update(julia="require"),
             "crossval.julia is require, so diffeqflux-gauss must run, but: Julia not found",
@@ -346,6 +353,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "sde-stratonovich-sampling",
         "string-rate",
         "mnist-required",
+        "cifar10-required",
         "julia-required",
     ],
 )
@@ -360,6 +368,29 @@ def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output
     assert not (project / "results").exists()
+
+
+def test_the_cifar10_preset_plans_and_under_require_names_what_is_missing(project):
+    """The preset plans NODE, ANODE and ResNet runs (the data job would fetch into resources/cifar10);
+    pointed at a folder without the data, `require` stops the workflow in one line before any job."""
+    target = "results/image/cifar10/summary.md"
+    planned = _snakemake(project, target, "-n", "--configfile", "config/cifar10.yaml")
+    output = planned.stdout + planned.stderr
+    for run in ("odenet/dopri5-checkpoint", "anode16/dopri5-checkpoint", "resnet"):
+        assert f"results/image/cifar10/{run}/metrics.json" in output
+    assert "results/image/data/cifar10.npz" in output
+    (project / "elsewhere.yaml").write_text("image:\n  cifar10:\n    folder: ../no-cifar\n")
+    refused = _snakemake(
+        project, target, "-n", "--configfile", "config/cifar10.yaml", "elsewhere.yaml", check=False
+    )
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert (
+        "Error: config: image.cifar10.policy is require but ../no-cifar lacks cifar-10-binary.tar.gz and "
+        "data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, "
+        "test_batch.bin (the archive or all six batch files will do)\n"
+    ) in output, output
+    assert "Traceback" not in output and not (project / "results").exists()
 
 
 def test_lint_rulegraph_and_dag_work_without_cores(project):

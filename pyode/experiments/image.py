@@ -1,7 +1,8 @@
 """The image ODE-Net (Chen et al. 2018): a solver x gradient-method study with ResNet and no-ODE baselines.
 
-Data: scikit-learn's 8x8 digits, or MNIST under its data policy (`pyode.data.prepare_mnist`).
-Model: downsampling -> ODE block (or residual blocks, or nothing) -> classifier
+Data: scikit-learn's 8x8 digits, or MNIST or CIFAR-10 under their data policies
+(`pyode.data.prepare_mnist`, `prepare_cifar10`). Model: downsampling -> ODE block (plain, or
+augmented with zero channels: ANODE), residual blocks, or nothing -> classifier
 (`pyode.models.make_image_classifier`, float32). Training: softmax cross-entropy over epochs,
 the test set evaluated after each. Evaluation: accuracy, NFE, time per epoch and memory per
 run; a table and three figures per data set.
@@ -21,7 +22,18 @@ import numpy as np
 import optax
 
 from .. import load_arrays, save_arrays, status_message
-from ..data import MNIST_MIRRORS, ImageSplit, load_digits_split, normalise, prepare_mnist, random_crop
+from ..data import (
+    CIFAR10_MIRRORS,
+    MNIST_MIRRORS,
+    ImageSplit,
+    load_digits_split,
+    normalise,
+    pixel_statistics,
+    prepare_cifar10,
+    prepare_mnist,
+    random_crop,
+    random_flip,
+)
 from ..models import IMAGE_MODEL_KINDS, build_model, parameter_count
 from ..train import SCHEDULES
 from ._common import (
@@ -36,16 +48,23 @@ from ._sections import SolveSettings, TrainSettings
 from ._settings import Section, SettingsError, data_part, option, unique_names
 
 EXPERIMENT = "image"
-DATASETS = ("digits", "mnist")
+DATASETS = ("digits", "mnist", "cifar10")
+# The data sets that are fetched, under a policy: their config key and how they are prepared.
+FETCHED = {
+    "mnist": ("resources/mnist", MNIST_MIRRORS, prepare_mnist),
+    "cifar10": ("resources/cifar10", CIFAR10_MIRRORS, prepare_cifar10),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageData(Section):
-    """Random subsets of the training and test images (null: all) and random-crop padding."""
+    """Random subsets of the training and test images (null: all) and the training images'
+    augmentation: random crops (`crop_padding` pixels of zero padding) and horizontal flips."""
 
     train_subset: int | None = option(None, minimum=1)
     test_subset: int | None = option(None, minimum=1)
     crop_padding: int = option(0, minimum=0)
+    horizontal_flip: bool = option(False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +79,15 @@ class ImageModel(Section):
     downsampling_layers: int = option(2, minimum=0)
     resnet_blocks: int = option(1, minimum=1)
     conv_gradient: str = option("im2col", choices=("im2col", "lax"))
+    augment: int = option(0, minimum=0)
+
+    def validate(self, where: str) -> "ImageModel":
+        if self.augment and self.kind != "odenet":
+            raise SettingsError(
+                f"{where}.augment is {self.augment}: it appends zero channels to an ODE block's state "
+                f"(ANODE), and model.kind {self.kind!r} has no ODE block"
+            )
+        return self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +105,8 @@ class ImageTrain(TrainSettings):
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings(Section):
-    """A data set and where it comes from (`source`: the digits split, or MNIST's folder and policy)."""
+    """A data set and where it comes from (`source`: the digits split, or MNIST's or CIFAR-10's
+    folder and policy)."""
 
     dataset: str = option("digits", choices=DATASETS)
     source: dict = option({})
@@ -94,9 +123,11 @@ class Settings(DataSettings):
     train: ImageTrain = option(ImageTrain())
 
     def run_name(self) -> str:
-        """`odenet/{solver}-{adjoint}` for an ODE-Net, the model kind for a baseline."""
+        """`odenet/{solver}-{adjoint}` for an ODE-Net, `anode{augment}/{solver}-{adjoint}` for an
+        augmented one, the model kind for a baseline."""
         if self.model.kind == "odenet":
-            return f"odenet/{self.solve.solver}-{self.solve.adjoint}"
+            prefix = f"anode{self.model.augment}" if self.model.augment else "odenet"
+            return f"{prefix}/{self.solve.solver}-{self.solve.adjoint}"
         return self.model.kind
 
 
@@ -108,8 +139,9 @@ def resolve(changes: dict, where: str = "settings") -> Settings:
 def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     """Every run of the config's `image` section, by name `dataset/run`, resolved and checked.
 
-    Each data set runs the grid `solvers` x `adjoints` (adaptive solvers with `solve.rtol`
-    and `solve.atol`, the others with `solve.steps`) and the `baselines`.
+    Each data set runs the grid `augment` x `solvers` x `adjoints` (augment 0: the plain ODE
+    block, k > 0: k zero channels appended to its state, ANODE; adaptive solvers with
+    `solve.rtol` and `solve.atol`, the others with `solve.steps`) and the `baselines`.
     """
     unique_names(section["datasets"], "image.datasets")
     solve = section["solve"]
@@ -123,8 +155,8 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
             **{key: entry[key] for key in ("data", "model", "train") if key in entry},
         }
         variants = {
-            f"odenet/{solver}-{adjoint}": {
-                "model": {"kind": "odenet"},
+            f"{f'anode{augment}' if augment else 'odenet'}/{solver}-{adjoint}": {
+                "model": {"kind": "odenet", "augment": augment},
                 "solve": {"solver": solver, "adjoint": adjoint}
                 | (
                     {"rtol": solve["rtol"], "atol": solve["atol"]}
@@ -132,10 +164,13 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
                     else {"steps": solve["steps"]}
                 ),
             }
+            for augment in section.get("augment", [0])
             for solver in section["solvers"]
             for adjoint in section["adjoints"]
         }
-        variants.update({baseline: {"model": {"kind": baseline}} for baseline in section["baselines"]})
+        variants.update(
+            {baseline: {"model": {"kind": baseline, "augment": 0}} for baseline in section["baselines"]}
+        )
         for run, changes in variants.items():
             name = f"{dataset}/{run}"
             settings = Settings().overlay(common, f"image[{name}]")
@@ -146,17 +181,18 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
 
 
 def source_settings(section: dict, entry: dict) -> dict:
-    """Where a data set comes from: the digits split, or MNIST's folder, policy and mirrors."""
+    """Where a data set comes from: the digits split, or MNIST's or CIFAR-10's folder, policy
+    and mirrors (the config's `image.mnist`, `image.cifar10`)."""
     if entry["name"] == "digits":
         return dict(entry.get("split", {}))
-    mnist = section["mnist"]
-    policy = mnist["policy"]
+    fetched = section[entry["name"]]
+    policy = fetched["policy"]
     return {
-        "folder": mnist["folder"],
+        "folder": fetched["folder"],
         "policy": "off" if policy is False else policy,
-        "download_folder": "resources/mnist",
-        "mirrors": mnist["mirrors"],
-        "timeout": mnist["timeout"],
+        "download_folder": FETCHED[entry["name"]][0],
+        "mirrors": fetched["mirrors"],
+        "timeout": fetched["timeout"],
     }
 
 
@@ -168,18 +204,20 @@ def resolve_data(changes: dict, where: str = "settings") -> DataSettings:
 def make_data(settings: DataSettings, out: str | Path) -> str:
     """Write the data set's split to `out` and return where it came from.
 
-    A data set skipped under MNIST's `auto` policy is written as a file holding the reason.
+    A data set skipped under MNIST's or CIFAR-10's `auto` policy is written as a file holding
+    the reason.
     """
     source = dict(settings.source)
     if settings.dataset == "digits":
         split = load_digits_split(**source)
         origin = f"scikit-learn digits, stratified split with seed {source.get('split_seed', 0)}"
     else:
-        split, origin = prepare_mnist(
-            source.get("folder", "resources/mnist"),
+        download_folder, mirrors, prepare = FETCHED[settings.dataset]
+        split, origin = prepare(
+            source.get("folder", download_folder),
             policy=source.get("policy", "auto"),
-            fetch_into=source.get("download_folder", "resources/mnist"),
-            mirrors=source.get("mirrors", MNIST_MIRRORS),
+            fetch_into=source.get("download_folder", download_folder),
+            mirrors=source.get("mirrors", mirrors),
             timeout=source.get("timeout", 10.0),
         )
     if split is None:
@@ -299,8 +337,9 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     seed, data, train_settings = settings.seed, settings.data, settings.train
     raw_train, y_train = _subset(split.x_train, split.y_train, data.train_subset, seed)
     raw_test, y_test = _subset(split.x_test, split.y_test, data.test_subset, seed + 1)
-    x_train = normalise(raw_train, split.name, split.pixel_max)
-    x_test = normalise(raw_test, split.name, split.pixel_max)
+    statistics = pixel_statistics(split)  # of the whole training set, per channel
+    x_train = normalise(raw_train, split.name, split.pixel_max, statistics=statistics)
+    x_test = normalise(raw_test, split.name, split.pixel_max, statistics=statistics)
     batch_size = train_settings.batch_size
     if batch_size > len(x_train):
         raise SettingsError(f"train.batch_size is {batch_size}; the training set has {len(x_train)} images")
@@ -311,9 +350,13 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
         epoch, position = divmod(step, steps_per_epoch)
         order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
         index = order[position * batch_size : (position + 1) * batch_size]
-        if data.crop_padding:
-            cropped = random_crop(raw_train[index], data.crop_padding, np.random.default_rng([seed, step, 1]))
-            images = normalise(cropped, split.name, split.pixel_max)
+        if data.crop_padding or data.horizontal_flip:
+            raw = raw_train[index]
+            if data.crop_padding:
+                raw = random_crop(raw, data.crop_padding, np.random.default_rng([seed, step, 1]))
+            if data.horizontal_flip:
+                raw = random_flip(raw, np.random.default_rng([seed, step, 2]))
+            images = normalise(raw, split.name, split.pixel_max, statistics=statistics)
         else:
             images = x_train[index]
         batch = (jnp.asarray(images), jnp.asarray(y_train[index]))
@@ -330,7 +373,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     classes = int(max(split.y_train.max(), split.y_test.max())) + 1
     spec = {
         **settings.model.to_dict(),
-        "channels": 1,
+        "channels": x_train.shape[-1],
         "classes": classes,
         "solve_options": {**settings.solve.options(), "throw": False},
     }
@@ -368,7 +411,12 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
             runs={name: metrics},
             settings={name: settings.to_dict()},
             units=UNITS,
-            details={"per_epoch": epochs, "data": reason or split.name},
+            details={
+                "per_epoch": epochs,
+                "data": reason or split.name,
+                "pixel_mean": list(statistics[0]),
+                "pixel_std": list(statistics[1]),
+            },
         )
 
     train_model(
@@ -454,10 +502,11 @@ def summarise(records: list[dict], out_dir: str | Path, *, dataset: str) -> list
 
 
 def _plot_run(settings: Settings, record: dict) -> dict:
-    """What the image figures take of a run: its model, solver, gradient method and epochs."""
+    """What the image figures take of a run: its model, augmentation, solver, gradient method and epochs."""
     odenet = settings.model.kind == "odenet"
     return {
         "model": settings.model.kind,
+        "augment": settings.model.augment,
         "solver": settings.solve.solver if odenet else "",
         "adjoint": settings.solve.adjoint if odenet else "",
         "per_epoch": record["details"]["per_epoch"],

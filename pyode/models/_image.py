@@ -4,7 +4,9 @@ All three share one layout, after torchdiffeq's `odenet_mnist`: downsampling (co
 or residual blocks) -> a middle block -> a classifier (norm, ReLU, global average pooling,
 optional dropout, linear). The middle block is an ODE block (`odenet`), residual blocks with
 the same convolutions (`resnet`), or nothing (`noode`, widened to the ODE-Net's parameter
-budget). Images are batched NHWC arrays; kernels are HWIO.
+budget). The ODE block may be augmented (ANODE, Dupont et al. 2019): `augment` channels of
+zeros appended to its state, which it integrates and hands on to the classifier. Images are
+batched NHWC arrays of any size and channel count; kernels are HWIO.
 
 Normalisation is group norm or none. Batch norm is not offered: its running statistics are
 state that an ODE vector field (evaluated a solver-dependent number of times per step) has
@@ -170,12 +172,19 @@ class ConvField(eqx.Module):
 
 
 class ODEBlock(eqx.Module):
-    """Integrates the field over [0, 1] with `pyode.solve`; returns the state and the solve's stats."""
+    """Integrates the field over [0, 1] with `pyode.solve`; returns the state and the solve's stats.
+
+    With `augment` > 0 (ANODE) the state is the input with that many zero channels appended,
+    so the field and the returned state have c + augment channels.
+    """
 
     field: ConvField
     solve_options: dict = eqx.field(static=True)
+    augment: int = eqx.field(static=True, default=0)
 
-    def __call__(self, z) -> tuple[Float[Array, "b h w c"], dict[str, Int[Array, ""]]]:
+    def __call__(self, z) -> tuple[Float[Array, "b h w c+augment"], dict[str, Int[Array, ""]]]:
+        if self.augment:
+            z = jnp.concatenate([z, jnp.zeros(z.shape[:-1] + (self.augment,), z.dtype)], axis=-1)
         zero, one = jnp.zeros((), z.dtype), jnp.ones((), z.dtype)
         solution = solve(self.field, z, t0=zero, t1=one, **self.solve_options)
         return solution.final, {"nfe_forward": solution.nfe_forward, "solver_status": solution.status}
@@ -289,6 +298,7 @@ def _build(
     resnet_blocks,
     conv_gradient,
     solve_options,
+    augment=0,
     key,
 ):
     keys = jax.random.split(key, 3)
@@ -301,9 +311,8 @@ def _build(
         key=keys[0],
     )
     if kind == "odenet":
-        middle = ODEBlock(
-            ConvField(width, norm=norm, conv_gradient=conv_gradient, key=keys[1]), solve_options
-        )
+        field = ConvField(width + augment, norm=norm, conv_gradient=conv_gradient, key=keys[1])
+        middle = ODEBlock(field, solve_options, augment)
     elif kind == "resnet":
         middle = tuple(
             ResidualBlock(width, width, norm=norm, conv_gradient=conv_gradient, key=k)
@@ -311,8 +320,9 @@ def _build(
         )
     else:
         middle = None
-    linear = eqx.nn.Linear(width, classes, key=keys[2])
-    return ImageClassifier(down, middle, Norm(width, norm), eqx.nn.Dropout(dropout), linear)
+    features = width + (augment if kind == "odenet" else 0)
+    linear = eqx.nn.Linear(features, classes, key=keys[2])
+    return ImageClassifier(down, middle, Norm(features, norm), eqx.nn.Dropout(dropout), linear)
 
 
 def _width_for_budget(channels, classes, width, options) -> int:
@@ -343,17 +353,23 @@ def make_image_classifier(
     resnet_blocks: int = 1,
     conv_gradient: str = "im2col",
     solve_options: dict | None = None,
+    augment: int = 0,
     key: PRNGKeyArray,
 ) -> ImageClassifier:
-    """An ODE-Net, a ResNet or a no-ODE network, with float32 parameters.
+    """An ODE-Net, a ResNet or a no-ODE network, with float32 parameters, for images of
+    `channels` channels (1 for MNIST and digits, 3 for CIFAR-10) and any size.
 
     `odenet` needs `solve_options` (keyword arguments of `pyode.solve`: solver, adjoint and
-    rtol/atol or steps). `resnet` has `resnet_blocks` residual blocks of the ODE field's
-    convolutions (one block matches the ODE block's parameters). `noode` is widened to
-    the width whose parameter count is nearest to that of the ODE-Net of `width`.
+    rtol/atol or steps); `augment` > 0 makes its ODE block an ANODE block (that many zero
+    channels appended to the state; 0, the default, is the plain block). `resnet` has
+    `resnet_blocks` residual blocks of the ODE field's convolutions (one block matches the ODE
+    block's parameters). `noode` is widened to the width whose parameter count is nearest to
+    that of the (unaugmented) ODE-Net of `width`.
     """
     if kind not in IMAGE_MODEL_KINDS:
         raise ValueError(f"unknown model {kind!r}; choose one of {IMAGE_MODEL_KINDS}")
+    if augment < 0 or (augment and kind != "odenet"):
+        raise ValueError(f"augment is {augment}: zero channels are appended to an odenet's ODE block only")
     if kind == "odenet":
         if not solve_options or solve_options.get("solver") not in SOLVERS:
             raise ValueError("an odenet needs solve_options with a solver (and steps or rtol/atol)")
@@ -369,5 +385,5 @@ def make_image_classifier(
     )
     if kind == "noode":
         width = _width_for_budget(channels, classes, width, options)
-    model = _build(kind, channels, classes, width, **options)
+    model = _build(kind, channels, classes, width, augment=augment, **options)
     return jax.tree_util.tree_map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, model)

@@ -10,15 +10,19 @@ _BASELINE_COLOURS = {"resnet": "tab:red", "noode": "tab:gray"}
 
 
 def _label(run: dict) -> str:
-    return f"{run['solver']}-{run['adjoint']}" if run.get("solver") else run["model"]
+    if not run.get("solver"):
+        return run["model"]
+    prefix = f"anode{run['augment']} " if run.get("augment") else ""
+    return f"{prefix}{run['solver']}-{run['adjoint']}"
 
 
 def _style(run: dict) -> dict:
+    """Solver by colour, gradient method by dash, ANODE (augmented ODE blocks) by a square marker."""
     colour = _COLOURS.get(run.get("solver"), _BASELINE_COLOURS.get(run["model"], "tab:purple"))
     return {
         "color": colour,
         "linestyle": _ADJOINT_STYLE.get(run.get("adjoint", ""), "-"),
-        "marker": "o",
+        "marker": "s" if run.get("augment") else "o",
         "markersize": 3,
         "label": _label(run),
     }

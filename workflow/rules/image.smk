@@ -3,7 +3,7 @@
 # per data set, a table and three figures. docs/image.md.
 from pathlib import Path
 
-from pyode.data import MNIST_FILES, find_mnist_file
+from pyode.data import MNIST_FILES, cifar10_inputs, cifar10_lacks, find_mnist_file
 from pyode.experiments import image
 
 IMAGE = plan(image)
@@ -23,6 +23,16 @@ _downloads = Path(_mnist["folder"]).resolve() == Path("resources/mnist").resolve
 if "mnist" in IMAGE_RUNS and _mnist["policy"] == "require" and _missing and not _downloads:
     stop(f"config: image.mnist.policy is require but {_mnist['folder']} lacks {', '.join(_missing)}")
 
+# CIFAR-10 likewise: the batch files or the archive present are inputs of its data rule; under
+# `require` a folder that lacks them and is not the download folder stops the workflow here.
+_cifar10 = config["image"]["cifar10"]
+CIFAR10_INPUTS = [str(path) for path in cifar10_inputs(_cifar10["folder"])] if "cifar10" in IMAGE_RUNS else []
+_cifar10_lacks = cifar10_lacks(_cifar10["folder"])
+_cifar10_downloads = Path(_cifar10["folder"]).resolve() == Path(image.FETCHED["cifar10"][0]).resolve()
+if "cifar10" in IMAGE_RUNS and _cifar10["policy"] == "require" and _cifar10_lacks and not _cifar10_downloads:
+    stop(f"config: image.cifar10.policy is require but {_cifar10['folder']} lacks {_cifar10_lacks}")
+IMAGE_DATA_INPUTS = {"mnist": MNIST_INPUTS, "cifar10": CIFAR10_INPUTS}
+
 
 wildcard_constraints:
     image_dataset=alternatives(IMAGE_RUNS),
@@ -40,7 +50,7 @@ IMAGE_METRICS = [f"results/image/{dataset}/{run}/metrics.json" for dataset, runs
 rule image_data:
     input:
         settings="results/settings/image/data/{image_dataset}.json",
-        files=lambda w: MNIST_INPUTS if w.image_dataset == "mnist" else [],
+        files=lambda w: IMAGE_DATA_INPUTS.get(w.image_dataset, []),
     output:
         "results/image/data/{image_dataset}.npz",
     log:
