@@ -22,6 +22,7 @@ from pyode.bench import (
 from pyode.experiments import classify, dynamics
 
 TORCH = importlib.util.find_spec("torchdiffeq") is not None
+TORCHODE = importlib.util.find_spec("torchode") is not None
 TINY = {
     "data": {"points_per_class": 20},
     "field": {"width": 8, "depth": 1, "activation": "tanh", "time_input": True},
@@ -59,7 +60,7 @@ def tiny_spiral(**changes):
 
 
 def libraries():
-    return ["pyode", "scratch"] + (["torchdiffeq"] if TORCH else [])
+    return ["pyode", "scratch"] + (["torchdiffeq"] if TORCH else []) + (["torchode"] if TORCHODE else [])
 
 
 @pytest.mark.parametrize("name", ["spiral", "sequence"])
@@ -72,7 +73,7 @@ def test_every_library_solves_the_same_problem(name):
         problem = replace(problem, rtol=1e-10, atol=1e-10)
     reference_loss, reference_grads = prepare(problem, "pyode", "checkpoint").gradient()
     for library in libraries()[1:]:
-        method = {"torchdiffeq": "odeint", "scratch": "adjoint"}[library]
+        method = {"torchdiffeq": "odeint", "torchode": "autodiff", "scratch": "adjoint"}[library]
         loss, grads = prepare(problem, library, method).gradient()
         assert loss == pytest.approx(reference_loss, rel=1e-6, abs=1e-6), library
         for (w, b), (w_ref, b_ref) in zip(grads, reference_grads, strict=True):
@@ -235,3 +236,45 @@ def test_length_and_size_points_hold_time_memory_and_counts():
     )
     assert [(p["axis"], p["value"]) for p in result["points"]] == [("batch", 4), ("batch", 8), ("width", 6)]
     assert result["default_width"] == 8 and all(p["nfe_forward"] > 0 for p in result["points"])
+
+
+@pytest.mark.skipif(not TORCHODE, reason="torchode is not installed")
+def test_torchode_compiled_step_is_skipped_with_the_compilers_reason(monkeypatch):
+    """A compiler that fails here makes the compiled step `skipped` with one line, never a failure."""
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\n(a long traceback)")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    result = training_steps(
+        tiny_spiral(),
+        ["torchode"],
+        repetitions=1,
+        warmup=0,
+        min_sample_seconds=0.0,
+        methods=["torchode-autodiff-compiled"],
+    )
+    (entry,) = result["results"]
+    assert entry["status"] == "skipped" and entry["name"] == "torchode-autodiff-compiled"
+    assert entry["reason"].endswith(
+        "torch.compile of torchode's solve failed: RuntimeError: no C++ compiler found"
+    )
+    fixed = tiny_spiral(rtol=None, atol=None, steps=4, solver="rk4")
+    assert not [m for library, m in applicable_methods(fixed, ["torchode"])]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TORCHODE, reason="torchode is not installed")
+def test_torchode_compiled_step_agrees_with_the_eager_one():
+    """torch.compile of torchode's solve (minutes to compile cold) gives the eager step's gradient."""
+    problem = tiny_spiral(rtol=1e-8, atol=1e-8)
+    eager = prepare(problem, "torchode", "autodiff")
+    compiled = prepare(problem, "torchode", "autodiff-compiled")
+    loss, grads = eager.gradient()
+    compiled_loss, compiled_grads = compiled.gradient()
+    assert compiled_loss == pytest.approx(loss, rel=1e-10)
+    for (w, b), (w_c, b_c) in zip(grads, compiled_grads, strict=True):
+        np.testing.assert_allclose(w_c, w, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(b_c, b, rtol=1e-8, atol=1e-12)
+    assert compiled.count() == eager.count()

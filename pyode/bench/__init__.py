@@ -2,6 +2,7 @@
 
 from ._cli import main as main
 from ._libraries import METHODS as METHODS
+from ._libraries import MethodUnavailable as MethodUnavailable
 from ._libraries import TrainingStep as TrainingStep
 from ._libraries import applicable_methods as applicable_methods
 from ._libraries import prepare as prepare

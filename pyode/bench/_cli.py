@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-LIBRARIES = ("pyode", "torchdiffeq", "scratch")
+LIBRARIES = ("pyode", "torchdiffeq", "torchode", "scratch")
 
 
 def _problems(path: str) -> dict:

@@ -19,8 +19,9 @@ def _ran(result: dict) -> list[dict]:
 def bench_speedup(results: list[dict]):
     """Median training-step time per method (log scale, min-max whiskers), a panel per problem and dtype.
 
-    Each torchdiffeq bar is annotated with pyode's speed-up over it, like for like (odeint against
-    checkpoint, odeint_adjoint against backsolve, seminorm against seminorm).
+    Each torchdiffeq and torchode bar is annotated with pyode's speed-up over it, like for like (odeint
+    and torchode's autodiff against checkpoint, odeint_adjoint against backsolve, seminorm against
+    seminorm).
     """
     fig, axes = plt.subplots(
         1, max(len(results), 1), figsize=(4.2 * max(len(results), 1), 4.2), squeeze=False
@@ -38,7 +39,10 @@ def bench_speedup(results: list[dict]):
             * 1e3
         )
         colours = [
-            {"pyode": "tab:blue", "torchdiffeq": "tab:orange"}.get(r["library"], "tab:grey") for r in ran
+            {"pyode": "tab:blue", "torchdiffeq": "tab:orange", "torchode": "tab:red"}.get(
+                r["library"], "tab:grey"
+            )
+            for r in ran
         ]
         x = np.arange(len(ran))
         ax.bar(x, medians, color=colours, yerr=errors if len(ran) else None, capsize=2)
@@ -48,7 +52,7 @@ def bench_speedup(results: list[dict]):
         ax.set_title(_label(result), fontsize=9)
         names, annotated = [r["name"] for r in ran], set()
         for pair in result["speedups"]:
-            if pair["other"].startswith("torchdiffeq") and pair["other"] not in annotated:
+            if pair["other"].startswith(("torchdiffeq", "torchode")) and pair["other"] not in annotated:
                 annotated.add(pair["other"])
                 i = names.index(pair["other"])
                 ax.annotate(f"x{pair['speedup']:.1f}", (i, medians[i]), ha="center", va="bottom", fontsize=6)
