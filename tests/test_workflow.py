@@ -326,6 +326,10 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             ),
             "image.mnist.policy is require but nowhere lacks train-images-idx3-ubyte",
         ),
+        (
+            lambda c: c["bench"]["work_precision"]["solvers"].update(pyode=["dopri5", "rk4"]),
+            "bench.work_precision.solvers: pyode has no adaptive solver 'rk4'",
+        ),
         pytest.param(
             lambda c: c["crossval"].update(julia="require"),
             "crossval.julia is require, so diffeqflux-gauss must run, but: Julia not found",
@@ -346,6 +350,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "sde-stratonovich-sampling",
         "string-rate",
         "mnist-required",
+        "work-precision-solver",
         "julia-required",
     ],
 )
@@ -359,6 +364,20 @@ def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named
     assert result.returncode != 0
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output
+    assert not (project / "results").exists()
+
+
+def test_bench_target_plans_every_measurement(project):
+    """`snakemake -n bench` plans the step measurements and a work-precision job per configured problem,
+    each reading its own settings file, and the table from all of them."""
+    done = _snakemake(project, "bench", "-n", "--configfile", _config(project))
+    output = done.stdout + done.stderr
+    for rule in ("bench_steps", "bench_plots", "bench_work_precision", "bench_work_precision_table"):
+        assert f"rule {rule}:" in output, rule
+    for problem in ("vdp", "neural_ode", "spiral"):
+        assert f"--settings results/settings/bench/work_precision_{problem}.json" in output, problem
+        assert f"results/bench/work_precision_{problem}.png" in output
+    assert "results/bench/work_precision.md" in output
     assert not (project / "results").exists()
 
 
