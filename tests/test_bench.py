@@ -22,6 +22,7 @@ from pyode.bench import (
 from pyode.experiments import classify, dynamics
 
 TORCH = importlib.util.find_spec("torchdiffeq") is not None
+TORCHODE = importlib.util.find_spec("torchode") is not None
 TINY = {
     "data": {"points_per_class": 20},
     "field": {"width": 8, "depth": 1, "activation": "tanh", "time_input": True},
@@ -59,7 +60,7 @@ def tiny_spiral(**changes):
 
 
 def libraries():
-    return ["pyode", "scratch"] + (["torchdiffeq"] if TORCH else [])
+    return ["pyode", "scratch"] + (["torchdiffeq"] if TORCH else []) + (["torchode"] if TORCHODE else [])
 
 
 @pytest.mark.parametrize("name", ["spiral", "sequence"])
@@ -72,7 +73,7 @@ def test_every_library_solves_the_same_problem(name):
         problem = replace(problem, rtol=1e-10, atol=1e-10)
     reference_loss, reference_grads = prepare(problem, "pyode", "checkpoint").gradient()
     for library in libraries()[1:]:
-        method = {"torchdiffeq": "odeint", "scratch": "adjoint"}[library]
+        method = {"torchdiffeq": "odeint", "torchode": "autodiff", "scratch": "adjoint"}[library]
         loss, grads = prepare(problem, library, method).gradient()
         assert loss == pytest.approx(reference_loss, rel=1e-6, abs=1e-6), library
         for (w, b), (w_ref, b_ref) in zip(grads, reference_grads, strict=True):
@@ -235,3 +236,157 @@ def test_length_and_size_points_hold_time_memory_and_counts():
     )
     assert [(p["axis"], p["value"]) for p in result["points"]] == [("batch", 4), ("batch", 8), ("width", 6)]
     assert result["default_width"] == 8 and all(p["nfe_forward"] > 0 for p in result["points"])
+
+
+@pytest.mark.skipif(not TORCHODE, reason="torchode is not installed")
+def test_torchode_compiled_step_is_skipped_with_the_compilers_reason(monkeypatch):
+    """A compiler that fails here makes the compiled step `skipped` with one line, never a failure."""
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\n(a long traceback)")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    result = training_steps(
+        tiny_spiral(),
+        ["torchode"],
+        repetitions=1,
+        warmup=0,
+        min_sample_seconds=0.0,
+        methods=["torchode-autodiff-compiled"],
+    )
+    (entry,) = result["results"]
+    assert entry["status"] == "skipped" and entry["name"] == "torchode-autodiff-compiled"
+    assert entry["reason"].endswith(
+        "torch.compile of torchode's solve failed: RuntimeError: no C++ compiler found"
+    )
+    fixed = tiny_spiral(rtol=None, atol=None, steps=4, solver="rk4")
+    assert not [m for library, m in applicable_methods(fixed, ["torchode"])]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TORCHODE, reason="torchode is not installed")
+def test_torchode_compiled_step_agrees_with_the_eager_one():
+    """torch.compile of torchode's solve (minutes to compile cold) gives the eager step's gradient."""
+    problem = tiny_spiral(rtol=1e-8, atol=1e-8)
+    eager = prepare(problem, "torchode", "autodiff")
+    compiled = prepare(problem, "torchode", "autodiff-compiled")
+    loss, grads = eager.gradient()
+    compiled_loss, compiled_grads = compiled.gradient()
+    assert compiled_loss == pytest.approx(loss, rel=1e-10)
+    for (w, b), (w_c, b_c) in zip(grads, compiled_grads, strict=True):
+        np.testing.assert_allclose(w_c, w, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(b_c, b, rtol=1e-8, atol=1e-12)
+    assert compiled.count() == eager.count()
+
+
+def tiny_precision_settings() -> dict:
+    return {
+        "vdp": {"mu": 2.0, "batch": 3, "times": 6},
+        "neural_ode": {"batch": 3, "width": 8, "t1": 5.0, "times": 4},
+        "spiral": tiny_problems()["spiral"],
+    }
+
+
+def test_work_precision_on_a_tiny_grid_writes_json_figure_and_table(tmp_path):
+    """Two tolerances on a small Van der Pol problem: every library-solver runs, its error falls by
+    more than 100x from rtol 1e-3 to 1e-7 while its NFE grows, and the JSON, figure and table are made."""
+    from pyode import plots
+    from pyode.bench import precision_problem, work_precision
+
+    solvers = {"pyode": ["dopri5"], "scipy": ["RK45"], "scratch": ["dopri5"]}
+    if TORCH:
+        solvers["torchdiffeq"] = ["dopri5"]
+    if TORCHODE:
+        solvers["torchode"] = ["dopri5"]
+    problem = precision_problem("vdp", tiny_precision_settings())
+    result = work_precision(problem, solvers, [1e-7, 1e-3], repetitions=1, warmup=0, check_reference=False)
+    result = json.loads(json.dumps(result))
+    assert result["kind"] == "work_precision" and result["rtols"] == [1e-3, 1e-7]
+    assert result["problem"]["batch"] == 3 and result["problem"]["save_times"] == 6
+    assert "check_difference" not in result["reference"] and result["atol"] == "atol = 1 x rtol"
+    names = {f"{library}-{solver}" for library, names in solvers.items() for solver in names}
+    assert {p["name"] for p in result["points"]} == names
+    for name in names:
+        loose, tight = (p for p in result["points"] if p["name"] == name)
+        assert loose["status"] == tight["status"] == "ran", (loose, tight)
+        assert (loose["rtol"], tight["rtol"], tight["atol"]) == (1e-3, 1e-7, 1e-7)
+        assert tight["error"] < loose["error"] / 100, name
+        assert tight["nfe"] > loose["nfe"] > 0 and tight["seconds"] > 0, name
+    (tmp_path / "vdp.json").write_text(json.dumps(result))
+    plots.save_figure(plots.bench_work_precision(result), tmp_path / "vdp.png")
+    assert (tmp_path / "vdp.png").stat().st_size > 0
+    main(["precision-table", "--results", str(tmp_path / "vdp.json"), "--out", str(tmp_path / "wp.md")])
+    table = (tmp_path / "wp.md").read_text()
+    assert "rtol 1e-07" in table and all(f"| {name} |" in table for name in names)
+
+
+def test_work_precision_records_failures_and_skips_what_cannot_run(monkeypatch):
+    from pyode.bench import _precision, precision_problem, work_precision
+
+    def missing(problem, solver):
+        raise ImportError("No module named 'torchode'")
+
+    monkeypatch.setattr(_precision, "MAX_STEPS", 5)
+    monkeypatch.setitem(_precision.RUNNERS, "torchode", missing)
+    problem = precision_problem("vdp", tiny_precision_settings())
+    result = work_precision(
+        problem,
+        {"scratch": ["dopri5"], "torchode": ["tsit5"]},
+        [1e-3, 1e-5],
+        repetitions=1,
+        warmup=0,
+        check_reference=False,
+    )
+    scratch = [p for p in result["points"] if p["library"] == "scratch"]
+    assert [p["status"] for p in scratch] == ["failed", "skipped"]
+    assert "more than 5 steps" in scratch[0]["reason"] and scratch[1]["reason"] == "failed at rtol 0.001"
+    torchode = [p for p in result["points"] if p["library"] == "torchode"]
+    assert [p["status"] for p in torchode] == ["skipped", "skipped"]
+    assert torchode[0]["reason"] == "ImportError: No module named 'torchode'"
+    with pytest.raises(ValueError, match="pyode has no adaptive solver 'rk4'"):
+        work_precision(problem, {"pyode": ["rk4"]}, [1e-3])
+
+
+def test_work_precision_problems_are_the_published_ones():
+    """Van der Pol on its limit cycle (period 7.6299 for mu = 2), over one period; Diffrax's small
+    neural ODE with eqx.nn.MLP's weights (PRNGKey(0)) and its final tanh in every library."""
+    import equinox as eqx
+    import jax
+    import torch
+
+    from pyode.bench import precision_problem
+
+    settings = tiny_precision_settings()
+    vdp = precision_problem("vdp", settings)
+    period = vdp.describe()["period"]
+    assert period == pytest.approx(7.6299, abs=2e-4)
+    y0 = vdp.case.y0
+    assert y0[0, 0] == pytest.approx(2.0199, abs=2e-4) and abs(y0[0, 1]) < 1e-8
+    assert np.all(np.abs(y0[1:, 0]) < y0[0, 0]) and vdp.case.ts[-1] == period
+
+    neural = precision_problem("neural_ode", settings)
+    with jax.enable_x64(False):
+        mlp = eqx.nn.MLP(
+            4, 4, 8, 1, activation=jax.nn.softplus, final_activation=jax.nn.tanh, key=jax.random.PRNGKey(0)
+        )
+        expected_y0 = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (3, 4)))
+    np.testing.assert_array_equal(neural.case.y0, expected_y0)
+    y = neural.case.y0
+    expected = np.asarray(jax.vmap(mlp)(y.astype(np.float32)), np.float64)
+    got = {
+        "pyode": np.asarray(neural.pyode_field()(0.0, y)),
+        "torch": neural.torch_field()[0](torch.zeros(3, 1, dtype=torch.float64), torch.tensor(y))
+        .detach()
+        .numpy(),
+        "numpy": neural.numpy_field()(0.0, y),
+    }
+    for library, value in got.items():
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6, err_msg=library)
+    np.testing.assert_allclose(got["torch"], got["pyode"], rtol=1e-13, err_msg="float64 libraries")
+    np.testing.assert_allclose(got["numpy"], got["pyode"], rtol=1e-13, err_msg="float64 libraries")
+
+    spiral = precision_problem("spiral", settings)
+    bench_spiral = spiral_problem(settings["spiral"], dtype="float64")
+    np.testing.assert_array_equal(spiral.case.params["weight_0"], bench_spiral.weights[0][0])
+    assert spiral.case.y0.dtype == np.float64 and spiral.describe()["time_input"]

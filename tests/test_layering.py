@@ -83,6 +83,10 @@ def test_schema_names_are_the_registries():
     assert names["optimizer"] == set(OPTIMIZERS)
     assert names["backend"] == set(reference.BACKENDS)
     assert names["bench_method"] == {f"{lib}-{m}" for lib, methods in bench.METHODS.items() for m in methods}
+    assert names["bench_library"] == set(bench.METHODS)
+    assert names["work_precision_problem"] == set(bench.PRECISION_PROBLEMS)
+    for library, solvers in bench.PRECISION_SOLVERS.items():
+        assert names[f"{library}_precision_solver"] == set(solvers), library
     assert names["density"] == set(DENSITIES) and names["process"] == set(PROCESS_DEFAULTS)
     assert names["trace"] == set(TRACES) and names["probe"] == set(PROBES)
     assert names["sde_solver"] == set(pyode.SDE_SOLVERS) and names["brownian"] == set(pyode.BROWNIAN_PATHS)

@@ -1,5 +1,6 @@
 """The backends of the cross-validation: case files, weight layout, orientation, agreement."""
 
+import importlib.util
 import itertools
 import json
 import subprocess
@@ -282,6 +283,23 @@ def test_backends_agree_at_tight_tolerance():
     assert_all_agree(results, 1e-7)
     for result in results:
         assert result.nfe_forward > 0 and result.nfe_backward > 0, result.backend
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchode") is None, reason="torchode is not installed")
+def test_torchode_agrees_with_pyode_and_torchdiffeq():
+    """torchode solves every sample on its own, each with its own time: on a time-dependent field at
+    1e-12 its trajectory and gradients agree with pyode's and torchdiffeq's to 1e-7 relative; at 1e-3
+    they do not (so the comparison can tell)."""
+    case = small_case("tanh", time_input=True, tol=1e-12)
+    results = [
+        get_backend(name).run(case)[0] for name in ("torchode", "pyode-checkpoint", "torchdiffeq-odeint")
+    ]
+    assert_all_agree(results, 1e-7)
+    torchode = results[0]
+    assert torchode.trajectory.shape == (4, 3, 2) and torchode.nfe_forward == torchode.nfe_backward > 0
+    loose = get_backend("torchode").run(case, [(1e-3, 1e-3)])[0]
+    with pytest.raises(AssertionError, match="differs"):
+        assert_all_agree([loose, results[1]], 1e-7)
 
 
 def test_backends_agree_on_a_cnf_case():

@@ -333,6 +333,10 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             ),
             "image.cifar10.policy is require but nowhere lacks cifar-10-binary.tar.gz and data_batch_1.bin",
         ),
+        (
+            lambda c: c["bench"]["work_precision"]["solvers"].update(pyode=["dopri5", "rk4"]),
+            "bench.work_precision.solvers: pyode has no adaptive solver 'rk4'",
+        ),
         pytest.param(
             lambda c: c["crossval"].update(julia="require"),
             "crossval.julia is require, so diffeqflux-gauss must run, but: Julia not found",
@@ -354,6 +358,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "string-rate",
         "mnist-required",
         "cifar10-required",
+        "work-precision-solver",
         "julia-required",
     ],
 )
@@ -391,6 +396,20 @@ def test_the_cifar10_preset_plans_and_under_require_names_what_is_missing(projec
         "test_batch.bin (the archive or all six batch files will do)\n"
     ) in output, output
     assert "Traceback" not in output and not (project / "results").exists()
+
+
+def test_bench_target_plans_every_measurement(project):
+    """`snakemake -n bench` plans the step measurements and a work-precision job per configured problem,
+    each reading its own settings file, and the table from all of them."""
+    done = _snakemake(project, "bench", "-n", "--configfile", _config(project))
+    output = done.stdout + done.stderr
+    for rule in ("bench_steps", "bench_plots", "bench_work_precision", "bench_work_precision_table"):
+        assert f"rule {rule}:" in output, rule
+    for problem in ("vdp", "neural_ode", "spiral"):
+        assert f"--settings results/settings/bench/work_precision_{problem}.json" in output, problem
+        assert f"results/bench/work_precision_{problem}.png" in output
+    assert "results/bench/work_precision.md" in output
+    assert not (project / "results").exists()
 
 
 def test_lint_rulegraph_and_dag_work_without_cores(project):

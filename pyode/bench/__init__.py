@@ -1,7 +1,9 @@
-"""Benchmarks: pyode against torchdiffeq and the scratch adjoint on identical problems (docs/bench.md)."""
+"""Benchmarks: pyode against torchdiffeq, torchode, SciPy and the scratch solvers on identical problems
+(docs/bench.md): training steps, compile time, scaling, and work-precision diagrams."""
 
 from ._cli import main as main
 from ._libraries import METHODS as METHODS
+from ._libraries import MethodUnavailable as MethodUnavailable
 from ._libraries import TrainingStep as TrainingStep
 from ._libraries import applicable_methods as applicable_methods
 from ._libraries import prepare as prepare
@@ -10,6 +12,13 @@ from ._measure import length_scaling as length_scaling
 from ._measure import network_seconds as network_seconds
 from ._measure import size_scaling as size_scaling
 from ._measure import training_steps as training_steps
+from ._precision import PRECISION_PROBLEMS as PRECISION_PROBLEMS
+from ._precision import PRECISION_SOLVERS as PRECISION_SOLVERS
+from ._precision import PrecisionProblem as PrecisionProblem
+from ._precision import check_precision_solvers as check_precision_solvers
+from ._precision import library_solvers as library_solvers
+from ._precision import precision_problem as precision_problem
+from ._precision import work_precision as work_precision
 from ._problems import Problem as Problem
 from ._problems import make_problem as make_problem
 from ._problems import sequence_problem as sequence_problem

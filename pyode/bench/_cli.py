@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-LIBRARIES = ("pyode", "torchdiffeq", "scratch")
+LIBRARIES = ("pyode", "torchdiffeq", "torchode", "scratch")
 
 
 def _problems(path: str) -> dict:
@@ -116,6 +116,45 @@ def norms(args) -> None:
         )
 
 
+def precision(args) -> None:
+    """One problem's work-precision points (JSON) and figure, from a settings file (docs/bench.md)."""
+    from .. import read_json
+    from ._precision import precision_problem, work_precision
+
+    _enable_x64("float64")
+    settings = read_json(args.settings)
+    problem = precision_problem(settings["problem"], settings)
+    result = work_precision(
+        problem,
+        settings["solvers"],
+        settings["rtols"],
+        atol_ratio=settings["atol_ratio"],
+        reference_tolerance=settings["reference_tolerance"],
+        repetitions=settings["repetitions"],
+        warmup=settings["warmup"],
+        min_sample_seconds=settings["min_sample_seconds"],
+    )
+    _write(result, args.out)
+    if args.figure:
+        from ..plots import bench_work_precision, save_figure
+
+        save_figure(bench_work_precision(result), args.figure)
+    for point in result["points"]:
+        shown = point.get("reason") or (
+            f"error {point['error']:.1e}, {point['seconds'] * 1e3:.3g} ms, NFE {point['nfe']}"
+        )
+        print(f"{settings['problem']} {point['name']} rtol {point['rtol']:g}: {shown}")
+
+
+def precision_table(args) -> None:
+    from .. import atomic_write, read_json
+    from ..plots import work_precision_table
+    from ._precision import ERROR_TARGETS
+
+    results = [read_json(p) for p in args.results]
+    atomic_write(args.out, work_precision_table(results, ERROR_TARGETS))
+
+
 def plot(args) -> None:
     from .. import atomic_write, read_json
     from ..plots import (
@@ -208,6 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=norms)
 
+    p = commands.add_parser(
+        "precision", help="work-precision: error against a tight reference, wall time and NFE per solver"
+    )
+    p.add_argument(
+        "--settings",
+        required=True,
+        help='settings (JSON): {"problem": vdp|neural_ode|spiral, PROBLEM: {...}, "rtols", "atol_ratio", '
+        '"reference_tolerance", "repetitions", "warmup", "min_sample_seconds", "solvers": {LIBRARY: [...]}}',
+    )
+    p.add_argument("--out", required=True, help="results .json")
+    p.add_argument("--figure", help="the work-precision figure (.png)")
+    p.set_defaults(func=precision)
+
+    p = commands.add_parser("precision-table", help="work_precision.md from the work-precision results")
+    p.add_argument("--results", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=precision_table)
+
     p = commands.add_parser("plot", help="figures and summary.md from the results files")
     p.add_argument("--results", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
@@ -220,6 +277,6 @@ def main(argv: list[str] | None = None) -> None:
     from ._measure import set_torch_threads
 
     args = build_parser().parse_args(argv)
-    if args.command != "plot":
+    if args.command not in ("plot", "precision-table"):
         set_torch_threads()
     args.func(args)

@@ -1,4 +1,5 @@
-"""One training step of a `Problem` in each library: pyode, torchdiffeq and the NumPy scratch adjoint.
+"""One training step of a `Problem` in each library: pyode, torchdiffeq, torchode and the NumPy
+scratch adjoint.
 
 `prepare(problem, library, method)` builds a `TrainingStep`: the step itself (forward
 and gradient, blocking until done), a counted run giving the evaluation counts, and the
@@ -16,13 +17,20 @@ from ._problems import Problem
 METHODS = {
     "pyode": ("checkpoint", "backsolve", "backsolve-seminorm"),
     "torchdiffeq": ("odeint", "odeint_adjoint", "odeint_adjoint-seminorm"),
+    "torchode": ("autodiff", "autodiff-compiled"),
     "scratch": ("adjoint",),
 }
 CONTINUOUS = {"backsolve", "backsolve-seminorm", "odeint_adjoint", "odeint_adjoint-seminorm", "adjoint"}
 """Methods that solve an adjoint ODE backward: their forward evaluations have no VJP paired with them."""
 SEMINORM = {"backsolve-seminorm", "odeint_adjoint-seminorm"}
+FIXED_STEP = {"torchode"}
+"""Libraries whose methods need an adaptive problem (torchode's fixed-step controller is left out)."""
 NETWORK_LOOP = 32
 """pyode's network is timed as this many evaluations in one compiled loop (no dispatch per call)."""
+
+
+class MethodUnavailable(RuntimeError):
+    """This method cannot run here (e.g. its compiler fails); the message says why in one line."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ def check_method(problem: Problem, library: str, method: str) -> None:
         raise ValueError(f"{library} has no method {method!r}; choose one of {', '.join(METHODS[library])}")
     if method in SEMINORM and problem.steps is not None:
         raise ValueError(f"{method} changes the error norm of an adaptive solve; this problem is fixed-step")
+    if library in FIXED_STEP and problem.steps is not None:
+        raise ValueError(f"{library} is benchmarked on adaptive problems only; this problem is fixed-step")
 
 
 def applicable_methods(problem: Problem, libraries) -> list[tuple[str, str]]:
@@ -77,7 +87,8 @@ def applicable_methods(problem: Problem, libraries) -> list[tuple[str, str]]:
     pairs = []
     for library in libraries:
         for method in METHODS[library]:
-            if not (method in SEMINORM and problem.steps is not None):
+            fixed = problem.steps is not None
+            if not (fixed and (method in SEMINORM or library in FIXED_STEP)):
                 pairs.append((library, method))
     return pairs
 
@@ -87,7 +98,7 @@ def prepare(problem: Problem, library: str, method: str, *, count_every: int = 5
     check_method(problem, library, method)
     if library == "pyode":
         return _pyode(problem, method, count_every)
-    builders = {"torchdiffeq": _torchdiffeq, "scratch": _scratch}
+    builders = {"torchdiffeq": _torchdiffeq, "torchode": _torchode, "scratch": _scratch}
     return builders[library](problem, method)
 
 
@@ -238,6 +249,82 @@ def _pyode_model(problem: Problem, field, options: dict):
     return field, mean_squared_error, batch
 
 
+def _torch_loss(problem: Problem):
+    """(loss of ys (time, batch, dim), the readout's tensors to zero before a step) in torch."""
+    import torch
+
+    if problem.loss == "bce":
+        dtype = getattr(torch, problem.dtype)
+        readout_weight = torch.tensor(problem.readout_weight, requires_grad=True)
+        readout_bias = torch.tensor(problem.readout_bias, dtype=dtype, requires_grad=True)
+        labels = torch.tensor(problem.labels)
+
+        def bce(ys):
+            logits = ys[-1] @ readout_weight + readout_bias
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+        return bce, [readout_weight, readout_bias]
+    targets = torch.tensor(problem.targets)
+
+    def mse(ys):
+        return torch.mean((ys[1:] - targets[1:]) ** 2)
+
+    return mse, []
+
+
+def _torch_step(
+    problem: Problem, library: str, method: str, field, solve, adjoint: bool = False
+) -> TrainingStep:
+    """The `TrainingStep` of a torch library: `solve(y0, ts)` gives ys (time, batch, dim) and the
+    forward evaluations it recorded for backpropagation; `field` is `torch_field`'s module."""
+    import torch
+
+    dtype = getattr(torch, problem.dtype)
+    loss_of, extra = _torch_loss(problem)
+    y0, ts = torch.tensor(problem.y0), torch.tensor(problem.ts)
+
+    def forward_backward():
+        field.zero_grad()
+        for tensor in extra:
+            tensor.grad = None
+        field.calls = 0
+        ys, recorded = solve(y0, ts)
+        loss = loss_of(ys)
+        loss.backward()
+        return loss, recorded
+
+    def run() -> float:
+        return forward_backward()[0].item()
+
+    def gradient():
+        loss, _ = forward_backward()
+        layers = len(problem.weights)
+        p = field.case_params
+        grads = [
+            (p[f"weight_{k}"].grad.numpy().copy(), p[f"bias_{k}"].grad.numpy().copy()) for k in range(layers)
+        ]
+        return loss.item(), grads
+
+    def count():
+        _, recorded = forward_backward()
+        return recorded, (field.calls - recorded) if adjoint else recorded
+
+    t = torch.tensor(0.0, dtype=dtype)
+    cotangent = torch.ones_like(y0)
+    parameters = list(field.parameters())
+
+    def evaluate():
+        with torch.no_grad():
+            return field(t, y0)
+
+    def evaluate_vjp():
+        y = y0.detach().requires_grad_(True)
+        value = field(t, y)
+        return torch.autograd.grad(value, [y, *parameters], cotangent)
+
+    return TrainingStep(library, method, run, gradient, count, evaluate, evaluate_vjp)
+
+
 def _torchdiffeq(problem: Problem, method: str) -> TrainingStep:
     import torch
     import torchdiffeq
@@ -255,65 +342,45 @@ def _torchdiffeq(problem: Problem, method: str) -> TrainingStep:
         options["options"] = {"step_size": float(problem.ts[-1] - problem.ts[0]) / problem.steps}
     if method in SEMINORM:
         options["adjoint_options"] = {"norm": "seminorm"}
-    y0, ts = torch.tensor(problem.y0), torch.tensor(problem.ts)
-    if problem.loss == "bce":
-        readout_weight = torch.tensor(problem.readout_weight, requires_grad=True)
-        readout_bias = torch.tensor(problem.readout_bias, dtype=dtype, requires_grad=True)
-        labels = torch.tensor(problem.labels)
 
-        def loss_of(ys):
-            logits = ys[-1] @ readout_weight + readout_bias
-            return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    def solve(y0, ts):
+        ys = odeint(field, y0, ts, **options)
+        return ys, field.calls
 
-        extra = [readout_weight, readout_bias]
-    else:
-        targets = torch.tensor(problem.targets)
+    return _torch_step(problem, "torchdiffeq", method, field, solve, adjoint)
 
-        def loss_of(ys):
-            return torch.mean((ys[1:] - targets[1:]) ** 2)
 
-        extra = []
+def _torchode(problem: Problem, method: str) -> TrainingStep:
+    """torchode's `AutoDiffAdjoint` (backpropagation through the solver), eager or under `torch.compile`
+    (`pyode.reference.torchode_solver`). The compiled step is compiled here, by a first call (45-160 s
+    on the 2-core development machine), and a compiler that fails makes it `MethodUnavailable`."""
+    import torch
 
-    def forward_backward():
-        field.zero_grad()
-        for tensor in extra:
-            tensor.grad = None
-        loss = loss_of(odeint(field, y0, ts, **options))
-        recorded = field.calls
-        loss.backward()
-        return loss, recorded
+    from ..reference import torch_field, torchode_solver
 
-    def run() -> float:
-        return forward_backward()[0].item()
+    field = torch_field(problem.case()).to(getattr(torch, problem.dtype))
+    compiled = method.endswith("-compiled")
+    field.counting = not compiled  # NFE from torchode's statistics; a counter would recompile
 
-    def gradient():
-        loss, _ = forward_backward()
-        layers = len(problem.weights)
-        p = field.case_params
-        grads = [
-            (p[f"weight_{k}"].grad.numpy().copy(), p[f"bias_{k}"].grad.numpy().copy()) for k in range(layers)
-        ]
-        return loss.item(), grads
+    def build():
+        torchode_solve = torchode_solver(field, problem.solver, problem.rtol, problem.atol, compiled=compiled)
 
-    def count():
-        field.calls = 0
-        _, recorded = forward_backward()
-        return recorded, (field.calls - recorded) if adjoint else recorded
+        def solve(y0, ts):
+            solution = torchode_solve(y0, ts)
+            return solution.ys.transpose(0, 1), int(solution.stats["n_f_evals"].max())
 
-    t = torch.tensor(0.0, dtype=dtype)
-    cotangent = torch.ones_like(y0)
-    parameters = list(field.parameters())
+        return _torch_step(problem, "torchode", method, field, solve)
 
-    def evaluate():
-        with torch.no_grad():
-            return field(t, y0)
-
-    def evaluate_vjp():
-        y = y0.detach().requires_grad_(True)
-        value = field(t, y)
-        return torch.autograd.grad(value, [y, *parameters], cotangent)
-
-    return TrainingStep("torchdiffeq", method, run, gradient, count, evaluate, evaluate_vjp)
+    if not compiled:
+        return build()
+    try:
+        step = build()
+        step.run()
+    except Exception as error:  # the compiler's failure, in one line
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = f"{type(error).__name__}: {lines[0] if lines else ''}"
+        raise MethodUnavailable(f"torch.compile of torchode's solve failed: {reason}") from error
+    return step
 
 
 def _scratch(problem: Problem, method: str) -> TrainingStep:

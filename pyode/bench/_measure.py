@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ._libraries import applicable_methods, prepare
+from ._libraries import MethodUnavailable, applicable_methods, prepare
 from ._problems import Problem, spiral_problem
 from ._timing import machine_info, measure, peak_rss_bytes
 
@@ -22,6 +22,8 @@ SPEEDUP_PAIRS = (
     ("pyode-backsolve", "torchdiffeq-odeint_adjoint"),
     ("pyode-backsolve-seminorm", "torchdiffeq-odeint_adjoint-seminorm"),
     ("pyode-checkpoint", "torchdiffeq-odeint_adjoint"),
+    ("pyode-checkpoint", "torchode-autodiff"),
+    ("pyode-checkpoint", "torchode-autodiff-compiled"),
     ("pyode-checkpoint", "scratch-adjoint"),
 )
 """(pyode, other): speed-ups reported as other's median step time over pyode's; like for like first."""
@@ -70,7 +72,7 @@ def training_steps(
             continue
         try:
             step = prepare(problem, library, method, count_every=count_every)
-        except ImportError as error:
+        except (ImportError, MethodUnavailable) as error:
             results.append(_skipped(library, method, error))
             continue
         loss = step.run()

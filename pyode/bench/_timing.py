@@ -12,7 +12,18 @@ import numpy as np
 
 from .. import versions
 
-PACKAGES = ("pyode", "jax", "jaxlib", "diffrax", "equinox", "numpy", "torch", "torchdiffeq")
+PACKAGES = (
+    "pyode",
+    "jax",
+    "jaxlib",
+    "diffrax",
+    "equinox",
+    "numpy",
+    "scipy",
+    "torch",
+    "torchdiffeq",
+    "torchode",
+)
 
 
 @dataclass(frozen=True)

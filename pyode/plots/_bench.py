@@ -1,4 +1,5 @@
-"""Benchmark figures: step times and speed-ups, solver overhead, scaling with length, batch and width."""
+"""Benchmark figures: step times and speed-ups, solver overhead, scaling with length, batch and width,
+work-precision diagrams and their table."""
 
 import numpy as np
 from matplotlib.ticker import NullLocator
@@ -19,8 +20,9 @@ def _ran(result: dict) -> list[dict]:
 def bench_speedup(results: list[dict]):
     """Median training-step time per method (log scale, min-max whiskers), a panel per problem and dtype.
 
-    Each torchdiffeq bar is annotated with pyode's speed-up over it, like for like (odeint against
-    checkpoint, odeint_adjoint against backsolve, seminorm against seminorm).
+    Each torchdiffeq and torchode bar is annotated with pyode's speed-up over it, like for like (odeint
+    and torchode's autodiff against checkpoint, odeint_adjoint against backsolve, seminorm against
+    seminorm).
     """
     fig, axes = plt.subplots(
         1, max(len(results), 1), figsize=(4.2 * max(len(results), 1), 4.2), squeeze=False
@@ -38,7 +40,10 @@ def bench_speedup(results: list[dict]):
             * 1e3
         )
         colours = [
-            {"pyode": "tab:blue", "torchdiffeq": "tab:orange"}.get(r["library"], "tab:grey") for r in ran
+            {"pyode": "tab:blue", "torchdiffeq": "tab:orange", "torchode": "tab:red"}.get(
+                r["library"], "tab:grey"
+            )
+            for r in ran
         ]
         x = np.arange(len(ran))
         ax.bar(x, medians, color=colours, yerr=errors if len(ran) else None, capsize=2)
@@ -48,7 +53,7 @@ def bench_speedup(results: list[dict]):
         ax.set_title(_label(result), fontsize=9)
         names, annotated = [r["name"] for r in ran], set()
         for pair in result["speedups"]:
-            if pair["other"].startswith("torchdiffeq") and pair["other"] not in annotated:
+            if pair["other"].startswith(("torchdiffeq", "torchode")) and pair["other"] not in annotated:
                 annotated.add(pair["other"])
                 i = names.index(pair["other"])
                 ax.annotate(f"x{pair['speedup']:.1f}", (i, medians[i]), ha="center", va="bottom", fontsize=6)
@@ -223,4 +228,123 @@ def bench_table(steps: list[dict], compile_results: list[dict], norms: list[dict
                 f"| {row['backend']} | {row['tolerance']:g} | {row['nfe_backward']} "
                 f"| {row['grad_y0_error']:.1e} | {row['grad_theta_error']:.1e} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+LIBRARY_COLOURS = {
+    "pyode": "tab:blue",
+    "torchdiffeq": "tab:orange",
+    "torchode": "tab:red",
+    "scipy": "tab:green",
+    "scratch": "tab:grey",
+}
+MARKERS = "osd^v<>pPX*h"
+
+
+def _precision_lines(result: dict) -> dict[str, list[dict]]:
+    """The points that ran, by library-solver, from the loosest tolerance to the tightest."""
+    lines = {}
+    for point in result["points"]:
+        if point["status"] == "ran":
+            lines.setdefault(point["name"], []).append(point)
+    return {name: sorted(points, key=lambda p: -p["rtol"]) for name, points in lines.items()}
+
+
+def _precision_title(result: dict) -> str:
+    problem = result["problem"]
+    return (
+        f"{problem['name']}: batch {problem['batch']} x {problem['dim']}, {problem['save_times']} save times "
+        f"over [{problem['t_span'][0]:g}, {problem['t_span'][1]:.4g}], float64"
+    )
+
+
+def bench_work_precision(result: dict):
+    """Work-precision of one problem: error against wall time and against NFE (log-log), a line per
+    library and solver (colour: library; marker: solver), through its tolerances; the dotted line is
+    the reference's own uncertainty (its difference from a second reference), where measured."""
+    fig, (time_ax, nfe_ax) = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    solvers = sorted({p["solver"] for p in result["points"]})
+    for name, points in _precision_lines(result).items():
+        library, solver = points[0]["library"], points[0]["solver"]
+        style = {
+            "color": LIBRARY_COLOURS.get(library, "black"),
+            "marker": MARKERS[solvers.index(solver) % len(MARKERS)],
+            "markersize": 4,
+            "linewidth": 1,
+            "label": name,
+        }
+        errors = [max(p["error"], 1e-300) for p in points]
+        time_ax.loglog([p["seconds"] for p in points], errors, **style)
+        nfe_ax.loglog([p["nfe"] for p in points], errors, **style)
+    floor = result["reference"].get("check_difference")
+    for ax in (time_ax, nfe_ax):
+        if floor:
+            ax.axhline(floor, color="black", linestyle=":", linewidth=0.8, label="reference uncertainty")
+        ax.grid(True, which="major", linewidth=0.3)
+    time_ax.set_xlabel("wall time of one solve (s, median)")
+    nfe_ax.set_xlabel("function evaluations (batched)")
+    time_ax.set_ylabel("error: max |y - y_ref| over save times, batch, states")
+    nfe_ax.legend(fontsize=6, ncol=2, loc="best")
+    fig.suptitle(_precision_title(result), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def work_precision_table(results: list[dict], targets=(1e-4, 1e-6, 1e-8)) -> str:
+    """Markdown: per problem, every point (error, median ms, NFE) by solver and rtol, then each
+    solver's fastest measured point whose error is at most each of `targets`."""
+    lines = [
+        "# Work-precision",
+        "",
+        "Each cell: error / median wall time of one solve / function evaluations. Error: "
+        + (results[0]["error"] if results else "")
+        + ".",
+        "",
+    ]
+    for result in results:
+        rtols = result["rtols"]
+        reference = result["reference"]
+        lines += [
+            f"## {_precision_title(result)}",
+            "",
+            f"{result['problem'].get('source', '')}. Reference: {reference['method']}"
+            + (
+                f"; its difference from {reference['check']}: {reference['check_difference']:.1e}"
+                if "check_difference" in reference
+                else ""
+            )
+            + f". {result['atol']}.",
+            "",
+            "| solver | " + " | ".join(f"rtol {r:g}" for r in rtols) + " |",
+            "|---|" + "---|" * len(rtols),
+        ]
+        by_name = {}
+        for point in result["points"]:
+            by_name.setdefault(point["name"], {})[point["rtol"]] = point
+        for name, points in by_name.items():
+            cells = []
+            for rtol in rtols:
+                point = points.get(rtol)
+                if point is None:
+                    cells.append("")
+                elif point["status"] != "ran":
+                    cells.append(f"{point['status']}: {point['reason']}")
+                else:
+                    cells.append(f"{point['error']:.1e} / {point['seconds'] * 1e3:.3g} ms / {point['nfe']}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Fastest measured point with error at most each target (median ms, at rtol):",
+            "",
+            "| solver | " + " | ".join(f"error <= {t:g}" for t in targets) + " |",
+            "|---|" + "---|" * len(targets),
+        ]
+        for name, points in _precision_lines(result).items():
+            cells = []
+            for target in targets:
+                reached = [p for p in points if p["error"] <= target]
+                best = min(reached, key=lambda p: p["seconds"]) if reached else None
+                cells.append(f"{best['seconds'] * 1e3:.3g} ms ({best['rtol']:g})" if best else "not reached")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines) + "\n"

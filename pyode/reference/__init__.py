@@ -3,8 +3,9 @@
 Each backend (`AbstractBackend`) solves a `Case` and returns a `Result`: the trajectory,
 dL/dy0, dL/dtheta, evaluation counts, wall time, versions and a method description.
 Run one in its own process: `python -m pyode.reference BACKEND case.npz result.npz`.
-`pyode_field`, `torch_field` and `scratch_field` build a case's field in each library (the
-benchmarks use them too, so that every library has one adapter).
+`pyode_field`, `torch_field` and `scratch_field` build a case's field in each library, and
+`torchode_solver` solves one with torchode (the benchmarks use them too, so that every library
+has one adapter).
 """
 
 from ._base import AbstractBackend as AbstractBackend
@@ -23,3 +24,4 @@ from ._registry import get_backend as get_backend
 from ._registry import run_backend as run_backend
 from ._scratch import scratch_field as scratch_field
 from ._torch import torch_field as torch_field
+from ._torchode import torchode_solver as torchode_solver

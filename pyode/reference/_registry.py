@@ -11,6 +11,7 @@ from ._pyode import PyodeBackend
 from ._scipy import ScipyBackend
 from ._scratch import ScratchBackend
 from ._torch import TorchdiffeqBackend
+from ._torchode import TorchodeBackend
 
 BACKENDS = {
     "pyode-checkpoint": lambda julia: PyodeBackend("checkpoint"),
@@ -20,6 +21,7 @@ BACKENDS = {
     "torchdiffeq-odeint": lambda julia: TorchdiffeqBackend(adjoint=False),
     "torchdiffeq-adjoint": lambda julia: TorchdiffeqBackend(adjoint=True),
     "torchdiffeq-adjoint-seminorm": lambda julia: TorchdiffeqBackend(adjoint=True, seminorm=True),
+    "torchode": lambda julia: TorchodeBackend(),
     "scipy": lambda julia: ScipyBackend(),
     "scratch": lambda julia: ScratchBackend(),
     "diffeqflux-interpolating": lambda julia: DiffEqFluxBackend("InterpolatingAdjoint", julia),

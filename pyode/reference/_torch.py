@@ -11,7 +11,9 @@ from ._case import Case
 def torch_field(case: Case):
     """A torch module computing the case's field, counting its evaluations in `.calls`.
 
-    A `cnf` case's trace is computed by torch.autograd (exact), independently of pyode's.
+    A `cnf` case's trace is computed by torch.autograd (exact), independently of pyode's. Set
+    `.counting = False` before `torch.compile`: it treats the integer counter as a constant, so that
+    every evaluation would compile anew.
     """
     import torch
 
@@ -26,12 +28,14 @@ def torch_field(case: Case):
         def __init__(self):
             super().__init__()
             self.calls = 0
+            self.counting = True
             self.case_params = torch.nn.ParameterDict(
                 {k: torch.nn.Parameter(torch.tensor(v, dtype=torch.float64)) for k, v in case.params.items()}
             )
 
         def forward(self, t, y):
-            self.calls += 1
+            if self.counting:
+                self.calls += 1
             p = self.case_params
             if case.field["kind"] == "vdp":
                 x, v = y[..., 0], y[..., 1]

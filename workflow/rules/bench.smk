@@ -1,6 +1,8 @@
 # Benchmarks: pyode against torchdiffeq and the scratch adjoint on identical problems.
 # Run alone, one job at a time: `snakemake --cores 1 bench` (not part of `all`). docs/bench.md.
 # Every job uses one CPU thread for JAX and for torch alike (`pyode --threads 1`).
+from pyode.bench import check_precision_solvers
+
 
 wildcard_constraints:
     problem="spiral|sequence",
@@ -16,29 +18,51 @@ _spiral = (CLASSIFY.get("spiral/node") or classify.resolve({"seed": config["seed
     {"field": BENCH.get("field", {})}, "bench"
 )
 _sequence = dynamics.resolve({"system": "nn_spiral"})
-BENCH_PROBLEMS = settings_file(
-    "bench/problems",
-    {
-        "spiral": {
-            "seed": _spiral.seed,
-            "data": _spiral.data,
-            "model": _spiral.model_spec(),
-            "batch_size": _spiral.train.batch_size,
-            "count_every": _spiral.train.count_every,
-        },
-        "sequence": {
-            "seed": _sequence.seed,
-            "data": _sequence.data,
-            "model": _sequence.model()[1],
-            "solve": _sequence.solve.options(),
-            "count_every": _sequence.train.count_every,
-        },
+_problems = {
+    "spiral": {
+        "seed": _spiral.seed,
+        "data": _spiral.data,
+        "model": _spiral.model_spec(),
+        "batch_size": _spiral.train.batch_size,
+        "count_every": _spiral.train.count_every,
     },
-)
+    "sequence": {
+        "seed": _sequence.seed,
+        "data": _sequence.data,
+        "model": _sequence.model()[1],
+        "solve": _sequence.solve.options(),
+        "count_every": _sequence.train.count_every,
+    },
+}
+BENCH_PROBLEMS = settings_file("bench/problems", _problems)
 BENCH_ADJOINT = _spiral.solve.adjoint
 if BENCH["norms"]["case"] not in CROSSVAL_CASES:
     stop(f"config: bench.norms.case is {BENCH['norms']['case']!r}; the cross-validation cases are {', '.join(CROSSVAL_CASES)}")
 BENCH_TIMING = f"--repetitions {BENCH['repetitions']} --warmup {BENCH['warmup']}"
+
+# Work-precision: one settings file per problem, so that changing one problem reruns only it.
+WP = BENCH["work_precision"]
+try:
+    check_precision_solvers(WP["solvers"])
+except ValueError as error:
+    stop(f"config: bench.work_precision.solvers: {error}")
+WP_SETTINGS = {
+    problem: settings_file(
+        f"bench/work_precision_{problem}",
+        {
+            "problem": problem,
+            problem: _problems["spiral"] if problem == "spiral" else WP[problem],
+            "rtols": WP["rtols"],
+            "atol_ratio": WP["atol_ratio"],
+            "reference_tolerance": WP["reference_tolerance"],
+            "repetitions": WP["repetitions"],
+            "warmup": BENCH["warmup"],
+            "min_sample_seconds": BENCH["min_sample_seconds"],
+            "solvers": WP["solvers"],
+        },
+    )
+    for problem in WP["problems"]
+}
 
 
 rule bench_steps:
@@ -193,6 +217,45 @@ rule bench_plots:
         "pyode --threads 1 bench plot --results {input} --out-dir {params.out_dir} > {log} 2>&1"
 
 
+rule bench_work_precision:
+    input:
+        settings=lambda w: WP_SETTINGS[w.wp_problem],
+    output:
+        json="results/bench/work_precision_{wp_problem}.json",
+        figure=report(
+            "results/bench/work_precision_{wp_problem}.png",
+            caption="../report/bench_work_precision.rst",
+            category="Benchmarks",
+            labels={"figure": "work-precision {wp_problem}"},
+        ),
+    wildcard_constraints:
+        wp_problem=alternatives(WP["problems"]),
+    log:
+        "logs/bench/work_precision_{wp_problem}.log",
+    benchmark:
+        "benchmarks/bench/work_precision_{wp_problem}.tsv"
+    threads: 1
+    shell:
+        "pyode --threads 1 bench precision --settings {input.settings} --out {output.json} "
+        "--figure {output.figure} > {log} 2>&1"
+
+
+rule bench_work_precision_table:
+    input:
+        expand("results/bench/work_precision_{wp_problem}.json", wp_problem=WP["problems"]),
+    output:
+        "results/bench/work_precision.md",
+    log:
+        "logs/bench/work_precision_table.log",
+    benchmark:
+        "benchmarks/bench/work_precision_table.tsv"
+    threads: 1
+    shell:
+        "pyode --threads 1 bench precision-table --results {input} --out {output} > {log} 2>&1"
+
+
 rule bench:
     input:
         rules.bench_plots.output,
+        rules.bench_work_precision_table.output,
+        expand("results/bench/work_precision_{wp_problem}.png", wp_problem=WP["problems"]),
