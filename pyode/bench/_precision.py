@@ -23,6 +23,7 @@ Problems (`precision_problem`):
   batch of the spiral data, over its [t0, t1].
 """
 
+import sys
 import time
 import warnings
 
@@ -500,7 +501,7 @@ def work_precision(
                     for r in rtols
                 ]
                 continue
-            failed = None
+            failed, started = None, time.perf_counter()
             for rtol in rtols:
                 atol = atol_ratio * rtol
                 point = {**base, "rtol": rtol, "atol": atol}
@@ -531,6 +532,13 @@ def work_precision(
                         "nfe": nfe,
                     }
                 )
+            ran = sum(p["name"] == base["name"] and p["status"] == "ran" for p in points)
+            print(
+                f"{problem.name}: {base['name']} ran at {ran} of {len(rtols)} tolerances "
+                f"in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return {
         "schema": SCHEMA_VERSION,
         "kind": "work_precision",

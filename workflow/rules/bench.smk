@@ -56,7 +56,7 @@ WP_SETTINGS = {
             "atol_ratio": WP["atol_ratio"],
             "reference_tolerance": WP["reference_tolerance"],
             "repetitions": WP["repetitions"],
-            "warmup": BENCH["warmup"],
+            "warmup": WP["warmup"],
             "min_sample_seconds": BENCH["min_sample_seconds"],
             "solvers": WP["solvers"],
         },
