@@ -78,7 +78,7 @@ def test_case_rejects_inconsistent_layout():
         type(case)(**{**case.__dict__, "params": transposed})
 
 
-@pytest.mark.parametrize("activation", ["tanh", "softplus", "elu", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "elu", "relu", "silu"])
 @pytest.mark.parametrize("time_input", [False, True])
 def test_every_backend_field_is_the_same_function(activation, time_input):
     """pyode's MLPField, the NumPy field, torch's module and scratch's MLP agree on f(t, y)."""
@@ -172,7 +172,7 @@ def cnf_case(activation="tanh", time_input=True, depth=2, tol=1e-10):
     )
 
 
-@pytest.mark.parametrize("activation", ["tanh", "softplus", "elu", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "elu", "relu", "silu"])
 def test_every_backend_builds_the_same_cnf_dynamics(activation):
     """pyode's CNFDynamics, SciPy's field, torch's module (autograd trace) and scratch's ScratchCNF agree on
     [f(t, z), -tr(df/dz)], and the trace is that of the Jacobian JAX computes."""
@@ -199,7 +199,12 @@ def test_every_backend_builds_the_same_cnf_dynamics(activation):
 
 @pytest.mark.parametrize(
     "activation",
-    ["tanh", pytest.param("softplus", marks=pytest.mark.slow), pytest.param("elu", marks=pytest.mark.slow)],
+    [
+        "tanh",
+        "silu",
+        pytest.param("softplus", marks=pytest.mark.slow),
+        pytest.param("elu", marks=pytest.mark.slow),
+    ],
 )
 def test_the_hand_written_trace_gradient_is_jax_s(activation):
     """ScratchCNF.vjp (the trace's gradient by hand, second derivatives included) against jax.vjp."""

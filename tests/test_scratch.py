@@ -83,7 +83,7 @@ assert hasattr(pyode.scratch, "adjoint_gradients")
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("activation", ["tanh", "elu", "softplus", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "elu", "softplus", "relu", "silu"])
 @pytest.mark.parametrize("time_input", [False, True])
 def test_field_and_its_vjps_match_jax(activation, time_input):
     field = random_mlp(3, width=6, depth=2, activation=activation, time_input=time_input, seed=1)

@@ -30,7 +30,10 @@ export run_case
 
 const SOLVERS = Dict("Tsit5" => Tsit5, "DP5" => DP5, "Vern9" => Vern9, "Rodas5P" => Rodas5P)
 const SENSEALGS = ("InterpolatingAdjoint", "QuadratureAdjoint", "BacksolveAdjoint", "GaussAdjoint")
-const ACTIVATIONS = Dict("tanh" => tanh, "softplus" => softplus, "elu" => elu, "relu" => relu)
+"SiLU (swish), x * sigmoid(x), written out as JAX's `jax.nn.silu`."
+silu(x) = x / (1 + exp(-x))
+
+const ACTIVATIONS = Dict("tanh" => tanh, "softplus" => softplus, "elu" => elu, "relu" => relu, "silu" => silu)
 
 "The activations' derivatives, for the trace of a `cnf` field's Jacobian (Zygote differentiates them)."
 const DERIVATIVES = Dict(
@@ -38,6 +41,7 @@ const DERIVATIVES = Dict(
     "softplus" => x -> 1 / (1 + exp(-x)),
     "elu" => x -> x > 0 ? one(x) : exp(x),
     "relu" => x -> x > 0 ? one(x) : zero(x),
+    "silu" => x -> (s = 1 / (1 + exp(-x)); s * (1 + x * (1 - s))),
 )
 
 "Evaluations of the vector field since the last reset (each VJP evaluates it once more)."

@@ -11,6 +11,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "tanh": jnp.tanh,
     "softplus": jax.nn.softplus,
     "elu": jax.nn.elu,
+    "silu": jax.nn.silu,
     "relu": jax.nn.relu,
 }
 

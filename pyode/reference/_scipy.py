@@ -31,6 +31,9 @@ def _sigma(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.where(z > 0, z, np.expm1(np.minimum(z, 0))), np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))
     if name == "relu":
         return np.maximum(z, 0), (z > 0).astype(z.dtype)
+    if name == "silu":
+        sigmoid = 0.5 * (1 + np.tanh(z / 2))
+        return z * sigmoid, sigmoid * (1 + z * (1 - sigmoid))
     raise ValueError(f"unknown activation {name!r}")
 
 

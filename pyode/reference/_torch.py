@@ -21,6 +21,7 @@ def torch_field(case: Case):
         "tanh": torch.tanh,
         "softplus": lambda h: torch.logaddexp(h, torch.zeros_like(h)),  # as JAX's: no cut-off at 20
         "elu": torch.nn.functional.elu,
+        "silu": torch.nn.functional.silu,
         "relu": torch.relu,
     }
 

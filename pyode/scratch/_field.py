@@ -49,10 +49,25 @@ def _elu_second_derivative(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, 0.0, np.exp(np.minimum(x, 0.0)))
 
 
+def _silu(x: np.ndarray) -> np.ndarray:
+    return x * _sigmoid(x)
+
+
+def _silu_derivative(x: np.ndarray) -> np.ndarray:
+    value = _sigmoid(x)
+    return value * (1.0 + x * (1.0 - value))
+
+
+def _silu_second_derivative(x: np.ndarray) -> np.ndarray:
+    value = _sigmoid(x)
+    return value * (1.0 - value) * (2.0 + x * (1.0 - 2.0 * value))
+
+
 ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
     "tanh": (np.tanh, _tanh_derivative),
     "softplus": (_softplus, _sigmoid),
     "elu": (_elu, _elu_derivative),
+    "silu": (_silu, _silu_derivative),
     "relu": (_relu, _relu_derivative),
 }
 """name -> (activation, its derivative), both taking the pre-activation; as in `pyode.models`."""
@@ -61,6 +76,7 @@ SECOND_DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": _tanh_second_derivative,
     "softplus": _sigmoid_derivative,
     "elu": _elu_second_derivative,
+    "silu": _silu_second_derivative,
     "relu": np.zeros_like,
 }
 """name -> the activation's second derivative (for the gradient of a Jacobian's trace)."""
