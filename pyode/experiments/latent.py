@@ -79,13 +79,14 @@ class DataSettings(Section):
 @dataclasses.dataclass(frozen=True)
 class NetworkSettings(Section):
     """Sizes (Chen et al.: a 25-unit recognition RNN, 4 latent dimensions, a decoder with one hidden
-    layer of 20; the RNN baseline has 25 units). The field is the authors' example's, two hidden
-    layers of 20 with ELU: the paper's one hidden layer of 20 (`depth: 1`) could not follow the
-    clockwise spiral's widening end (docs/latent.md)."""
+    layer of 20; the RNN baseline has 25 units). The field has the authors' example's two hidden
+    layers of 20, with SiLU: the paper's one hidden layer of 20 (`depth: 1`) could not follow the
+    clockwise spiral's widening end, and the example's ELU, whose second derivative jumps, fails
+    the cross-validation's gradients (docs/latent.md)."""
 
     latent: int = option(4, minimum=1)
     encoder_hidden: int = option(25, minimum=1)
-    field: FieldSettings = option(FieldSettings(width=20, depth=2, activation="elu"))
+    field: FieldSettings = option(FieldSettings(width=20, depth=2, activation="silu"))
     decoder_width: int = option(20, minimum=1)
     decoder_activation: str = option("relu", choices=ACTIVATIONS)
     rnn_hidden: int = option(25, minimum=1)
