@@ -459,7 +459,8 @@ def test_diffeqflux_agrees_with_scipy(sensealg, tmp_path):
     reason = julia_unavailable_reason("auto")
     if reason is not None:
         pytest.skip(reason)
-    for case in (small_case("tanh"), small_case("softplus", time_input=True), sonode_case()):
+    cases = (small_case("tanh"), small_case("softplus", time_input=True), small_case("silu"), sonode_case())
+    for case in cases:
         case.save(tmp_path / f"{case.name}.npz")
         out = tmp_path / f"{case.name}-{sensealg}.npz"
         command = [
