@@ -94,17 +94,27 @@ def test_a_corrupt_model_is_named_when_evaluated(tmp_path, data):
 
 
 @pytest.mark.parametrize(
-    "change, expected",
+    "change, expected, hint, kept_step",
     [
-        ({"train": {"learning_rate": 1e30}}, "training diverged at step 1: "),
+        (
+            {"train": {"learning_rate": 1e30}},
+            "training diverged at step 1: ",
+            "for an unstable solve, raise solve.steps (now 3)",
+            0,
+        ),
         (
             {"solve": {"solver": "dopri5", "rtol": 1e-8, "atol": 1e-8, "max_steps": 2}},
             "training diverged at step 0: the solver failed (max_steps_reached",
+            "loosen solve.rtol/atol or raise solve.max_steps (now 2)",
+            None,
         ),
     ],
     ids=["learning-rate-1e30", "solver-max-steps"],
 )
-def test_divergence_is_one_line_exit_1_and_keeps_a_finite_state(tmp_path, data, change, expected):
+def test_divergence_is_one_line_exit_1_and_keeps_a_finite_state(
+    tmp_path, data, change, expected, hint, kept_step
+):
+    """The kept state is the last whose step succeeded, and the hint names only settings of this solve."""
     settings = json.loads(json.dumps(TINY))
     for key, value in change.items():
         settings[key] = {**settings[key], **value} if key != "solve" else value
@@ -120,9 +130,15 @@ def test_divergence_is_one_line_exit_1_and_keeps_a_finite_state(tmp_path, data, 
     )
     assert result.returncode == 1
     line = _one_line(result)
-    assert expected in line and "train.learning_rate" in line
-    arrays, metadata = load_arrays(tmp_path / "run" / "train-state" / "checkpoint.npz")
-    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+    assert expected in line and "train.learning_rate" in line and hint in line
+    assert ("solve.rtol" in line) == ("rtol" in settings["solve"])
+    checkpoint = tmp_path / "run" / "train-state" / "checkpoint.npz"
+    if kept_step is None:
+        assert "no state is kept" in line and not checkpoint.exists()
+    else:
+        arrays, metadata = load_arrays(checkpoint)
+        assert metadata["step"] == kept_step and f"before step {kept_step}" in line
+        assert all(np.all(np.isfinite(a)) for a in arrays.values())
     assert not (tmp_path / "run" / "model.npz").exists()
 
 

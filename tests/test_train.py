@@ -1,6 +1,8 @@
 """The training loop: resume, run identity, interrupts, integrity of saved state, divergence, counting."""
 
+import math
 import os
+import re
 import signal
 
 import equinox as eqx
@@ -17,7 +19,9 @@ from pyode.train import (
     TrainingDiverged,
     TrainingInterrupted,
     TrainOptions,
+    TrainState,
     fit,
+    load_state,
     make_optimizer,
 )
 
@@ -163,21 +167,34 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_state(t
 
     with pytest.raises(TrainingDiverged, match="at step 12: the loss became nan") as error:
         fit(stepper, poisoned, options, tmp_path, identity=IDENTITY)
-    assert "learning_rate" in str(error.value)
+    assert "learning_rate" in str(error.value) and "kept the state before step 11" in str(error.value)
     arrays, metadata = load_arrays(tmp_path / "checkpoint.npz")
-    assert metadata["step"] == 12 and len(metadata["history"]) == 12
+    assert metadata["step"] == 11 and len(metadata["history"]) == 11
     assert all(np.all(np.isfinite(a)) for a in arrays.values())
 
 
-def test_a_huge_learning_rate_stops_at_the_first_bad_step(tmp_path):
+def test_a_huge_learning_rate_keeps_the_state_whose_loss_was_finite_and_resuming_evaluates_it(tmp_path):
+    """The kept state is the one before the failing update: resumed, it evaluates to the finite loss
+    that the message names, not to the blown-up one."""
     stepper, batch_at, options = _problem(learning_rate=1e30)
-    with pytest.raises(
-        TrainingDiverged, match=r"at step 1: the smoothed loss grew to .* train.learning_rate \(now 1e\+30\)"
-    ):
+    with pytest.raises(TrainingDiverged, match=r"at step 1: .* train.learning_rate \(now 1e\+30\)") as error:
         fit(stepper, batch_at, options, tmp_path, identity=IDENTITY)
-    arrays, metadata = load_arrays(tmp_path / "checkpoint.npz")
-    assert metadata["step"] == 1 and np.isfinite(metadata["history"][0]["loss"])
-    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+    match = re.search(r"kept the state before step (\d+), .* whose loss was (\S+), in", str(error.value))
+    step, loss = int(match[1]), float(match[2])
+    assert step == 0
+    params, opt_state = stepper.init()
+    kept = load_state(tmp_path, TrainState(0, params, opt_state), IDENTITY)
+    assert kept.step == step and kept.history == []
+    resumed_loss = stepper.step(kept.params, kept.opt_state, batch_at(kept.step)).loss
+    assert math.isfinite(resumed_loss) and resumed_loss == pytest.approx(loss, rel=1e-5)
+    assert tree_allclose(_params(kept), _params(TrainState(0, params, opt_state)), rtol=0)
+
+
+def test_a_failure_at_the_first_step_keeps_no_state(tmp_path):
+    stepper, batch_at, options = _problem()
+    with pytest.raises(TrainingDiverged, match="no step succeeded, so no state is kept"):
+        fit(stepper, lambda step: batch_at(step) * jnp.nan, options, tmp_path, identity=IDENTITY)
+    assert not (tmp_path / "checkpoint.npz").exists()
 
 
 def test_a_failed_solve_stops_training_naming_the_solver(tmp_path):
@@ -186,7 +203,7 @@ def test_a_failed_solve_stops_training_naming_the_solver(tmp_path):
     )
     with pytest.raises(TrainingDiverged, match="at step 0: the solver failed .*max_steps_reached") as error:
         fit(stepper, batch_at, options, tmp_path, identity=IDENTITY)
-    assert "solve.max_steps" in str(error.value)
+    assert "no step succeeded" in str(error.value)
 
 
 def test_a_loss_that_blows_up_stops_training(tmp_path):

@@ -76,11 +76,36 @@ def train_run(
     out_dir = Path(out_dir)
     identity = run_identity(settings.to_dict(), inputs)
     state_dir = out_dir / STATE_DIR
-    state = fit(stepper, batch_at, options, state_dir, identity=identity["digest"], observe=observe)
+    state = fit(
+        stepper,
+        batch_at,
+        options,
+        state_dir,
+        identity=identity["digest"],
+        observe=observe,
+        hint=divergence_hint(settings, options),
+    )
     save_outputs(state, identity)
     write_history(out_dir / "history.jsonl", state.history)
     clear_state(state_dir)
     return state
+
+
+def divergence_hint(settings: Section, options: TrainOptions) -> str:
+    """What to change when a run diverges: only settings that this run has and that apply to it."""
+    clip = options.gradient_clip
+    clipping = "set train.gradient_clip" if clip is None else f"lower train.gradient_clip (now {clip:g})"
+    hint = f"Lower train.learning_rate (now {options.learning_rate:g}) or {clipping}"
+    solve = getattr(settings, "solve", None)
+    options = solve.options() if hasattr(solve, "options") else {}
+    if "rtol" in options:
+        budget = f" or raise solve.max_steps (now {solve.max_steps})" if hasattr(solve, "max_steps") else ""
+        return f"{hint}; for a failed solve, loosen solve.rtol/atol{budget}"
+    if "steps" in options:
+        return f"{hint}; for an unstable solve, raise solve.steps (now {options['steps']})"
+    if "dt" in options:
+        return f"{hint}; for an unstable solve, lower solve.dt (now {options['dt']:g})"
+    return hint
 
 
 def train_model(

@@ -97,12 +97,23 @@ def _train(stepper, batch_at, options, state_dir: Path, identity, observe, hint,
         state = TrainState(0, params, opt_state)
         _observe(observe, state, stepper)
     watch = _DivergenceWatch(options.divergence_factor, state.history)
+    previous = None
+    """(step, parameters, optimiser state, observations) before the step in progress: the last state
+    whose step succeeded (finite loss, gradient and parameters, a good solve), kept if this one fails."""
 
     def stop(cause: str):
-        save_state(state_dir, state, identity)
+        message = f"training diverged at step {state.step}: {cause}. {hint or _default_hint(options)}"
+        if previous is None:
+            kept = "nothing saved was changed" if state.step else "no step succeeded, so no state is kept"
+            raise TrainingDiverged(f"{message} ({kept})")
+        step, params, opt_state, observed = previous
+        history = state.history[:step]
+        save_state(
+            state_dir, TrainState(step, params, opt_state, history, state.observations[:observed]), identity
+        )
         raise TrainingDiverged(
-            f"training diverged at step {state.step}: {cause}. {hint or _default_hint(options)} "
-            f"(the last good state, after step {state.step}, is kept in {state_dir})"
+            f"{message} (kept the state before step {step}, the last that succeeded, whose loss was "
+            f"{state.history[step]['loss']:.6g}, in {state_dir})"
         )
 
     with tqdm(
@@ -128,6 +139,7 @@ def _train(stepper, batch_at, options, state_dir: Path, identity, observe, hint,
             blowup = watch.update(result.loss)
             if blowup:
                 stop(blowup)
+            previous = (state.step, state.params, state.opt_state, len(state.observations))
             state.params, state.opt_state = result.params, result.opt_state
             state.history.append(record)
             state.step += 1
@@ -151,10 +163,9 @@ def _observe(observe, state: TrainState, stepper: Stepper) -> None:
 
 
 def _default_hint(options: TrainOptions) -> str:
-    return (
-        f"Lower train.learning_rate (now {options.learning_rate:g}) or set train.gradient_clip; "
-        "for a failed solve, loosen solve.rtol/atol or raise solve.max_steps"
-    )
+    clip = options.gradient_clip
+    clipping = "set train.gradient_clip" if clip is None else f"lower train.gradient_clip (now {clip:g})"
+    return f"Lower train.learning_rate (now {options.learning_rate:g}) or {clipping}"
 
 
 class _DivergenceWatch:
