@@ -33,8 +33,13 @@ _PUBLIC = {
     "load_arrays": "._files",
     "read_json": "._files",
     "save_arrays": "._files",
+    "verify_seal": "._files",
     "write_json": "._files",
     "use_compilation_cache": "._runtime",
+    "code_digest": "._provenance",
+    "code_label": "._provenance",
+    "code_version": "._provenance",
+    "experiment_modules": "._provenance",
     "jax_device": "._provenance",
     "versions": "._provenance",
 }

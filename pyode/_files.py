@@ -87,8 +87,8 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict)
     atomic_write(path, sealed[:-_SEAL] + hashlib.sha256(sealed[:-_SEAL]).hexdigest().encode())
 
 
-def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays and metadata written by `save_arrays`, verified; CorruptFile naming the file if not."""
+def verify_seal(path: str | Path) -> bytes:
+    """The bytes of a file written by `save_arrays`, its seal checked (CorruptFile naming it if not)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
@@ -97,6 +97,13 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         raise CorruptFile(
             f"{path} is truncated, altered or not a pyode array file (its checksum does not match)"
         )
+    return data
+
+
+def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and metadata written by `save_arrays`, verified; CorruptFile naming the file if not."""
+    path = Path(path)
+    data = verify_seal(path)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             manifest = json.loads(str(stored[_MANIFEST]))

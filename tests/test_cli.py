@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from pyode import load_arrays
+from pyode import code_digest, load_arrays
 
 TINY = {
     "data": {"points_per_class": 40},
@@ -206,3 +206,44 @@ def test_random_interrupts_resume_to_the_uninterrupted_parameters(tmp_path, data
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in history] == list(range(3000))
     assert not (run / "train-state").exists()
+
+
+def test_the_thread_count_does_not_change_a_trained_model(tmp_path, data):
+    """Why a run's identity leaves out the thread count: one XLA thread or two, the same parameters
+    (a field wide enough, and batches large enough, that XLA's CPU kernels could split the work)."""
+    settings = json.loads(json.dumps(TINY))
+    settings["field"] = {"width": 64, "depth": 2}
+    settings["train"].update(steps=20, batch_size=64)
+    path = _write(tmp_path / "s.json", settings)
+    models = []
+    for threads in ("1", "2"):
+        command = [sys.executable, "-m", "pyode.cli", "--threads", threads, "classify-train", "--data", data]
+        out = tmp_path / f"threads-{threads}"
+        subprocess.run(
+            [*map(str, command), "--settings", str(path), "--out", str(out), "--no-progress"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        models.append(_model(out))
+    assert models[0].keys() == models[1].keys()
+    assert all(np.array_equal(models[0][k], models[1][k]) for k in models[0])
+
+
+def test_a_model_and_its_training_state_record_the_code_that_made_them(tmp_path, data):
+    _pyode(
+        "classify-train",
+        "--data",
+        data,
+        "--settings",
+        _write(tmp_path / "s.json", TINY),
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+        check=True,
+    )
+    _, metadata = load_arrays(tmp_path / "run" / "model.npz")
+    code = metadata["identity"]["code"]
+    assert code["digest"] == code_digest("classify") and code["experiment"] == "classify"
+    assert {"pyode", "commit", "dirty", "jax", "diffrax", "equinox", "optax", "torch"} <= set(code)
+    assert metadata["identity"]["x64"] is False

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import tree_allclose
 
+import pyode.train
 from pyode import CorruptFile, load_arrays, save_arrays
 from pyode.models import make_classifier
 from pyode.train import (
@@ -23,6 +24,8 @@ from pyode.train import (
     fit,
     load_state,
     make_optimizer,
+    run_identity,
+    save_state,
 )
 
 IDENTITY = "a" * 64
@@ -238,3 +241,34 @@ def test_a_signal_stops_after_the_current_step_with_its_state_saved(tmp_path, si
     resumed = fit(stepper, batch_at, options, tmp_path / "run", identity=IDENTITY)
     assert tree_allclose(_params(resumed), _params(straight), rtol=0)
     assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_a_run_identity_changes_with_the_code_and_precision_but_not_the_commit():
+    settings, code = {"steps": 3}, {"digest": "1" * 64, "jax": "0.10.2", "commit": "abc", "dirty": False}
+    base = run_identity(settings, code=code)["digest"]
+    assert run_identity(settings, code={**code, "commit": "def", "dirty": True})["digest"] == base
+    assert run_identity(settings, code={**code, "digest": "2" * 64})["digest"] != base
+    assert run_identity(settings, code={**code, "jax": "0.11.0"})["digest"] != base
+    with jax.enable_x64(not jax.config.jax_enable_x64):
+        assert run_identity(settings, code=code)["digest"] != base
+
+
+def test_a_checkpoint_save_never_leaves_a_moment_without_a_newest_checkpoint(tmp_path, monkeypatch):
+    """While a new checkpoint is written, the newest stays in place and the previous already holds it."""
+    stepper, _, _ = _problem()
+    params, opt_state = stepper.init()
+    save_state(tmp_path, TrainState(0, params, opt_state), IDENTITY)
+    first = (tmp_path / "checkpoint.npz").read_bytes()
+    seen = []
+
+    def watching(path, arrays, metadata):
+        seen.append(
+            ((tmp_path / "checkpoint.npz").read_bytes(), (tmp_path / "checkpoint.previous.npz").read_bytes())
+        )
+        return save_arrays(path, arrays, metadata)
+
+    monkeypatch.setattr(pyode.train._state, "save_arrays", watching)
+    save_state(tmp_path, TrainState(0, params, opt_state, [], [{"note": 1}]), IDENTITY)
+    assert seen == [(first, first)]
+    assert (tmp_path / "checkpoint.previous.npz").read_bytes() == first
+    assert (tmp_path / "checkpoint.npz").read_bytes() != first

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,14 +15,18 @@ import numpy as np
 import pytest
 import yaml
 
-from pyode import load_arrays
+from pyode import load_arrays, save_arrays
 from pyode.reference import find_julia
 
 ROOT = Path(__file__).resolve().parents[1]
+HANG_GUARD_SECONDS = 600
+"""How long a step of a workflow test may take before it counts as hung (not a speed target)."""
 
 
 def _snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
     environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if (workdir / "pyode").is_dir():  # a project copy with its own package: its code is what runs
+        environment["PYTHONPATH"] = os.pathsep.join([str(workdir), os.environ.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", *arguments],
         cwd=workdir,
@@ -58,7 +63,21 @@ def _config(project: Path, change=None, name: str = "tiny.yaml") -> str:
     return name
 
 
+def _planned_rules(project: Path, config: str) -> set[str]:
+    """The rules a dry run of `all` would run (empty when there is nothing to be done)."""
+    plan = _snakemake(project, "all", "-n", "--cores", "2", "--configfile", config)
+    output = plan.stdout + plan.stderr
+    if "Nothing to be done" in output:
+        return set()
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {line.split()[0] for line in table.splitlines()[3:] if line.strip()}
+
+
 def test_tiny_run_end_to_end_and_nothing_to_redo(project):
+    """The whole workflow on the tiny config, in a copy with its own package and README: then a change
+    to one experiment's module plans that experiment's rules again and a change to the README none."""
+    shutil.copytree(ROOT / "pyode", project / "pyode", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "README.md", project / "README.md")
     config = _config(project)
     _snakemake(project, "all", "--cores", "2", "--configfile", config)
     for model in ("node", "anode"):
@@ -125,10 +144,59 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
         assert (project / "results" / "latent" / name).stat().st_size > 0, name
     for name in ("metrics.json", "loss.png", "trajectories.png"):
         assert (project / "results" / "sonode" / "crossing" / name).stat().st_size > 0, name
-    again = _snakemake(project, "all", "-n", "--cores", "2", "--configfile", config)
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert _planned_rules(project, config) == set()
+    code = json.loads((project / "results" / "classify" / "spiral" / "node" / "metrics.json").read_text())[
+        "code"
+    ]
+    assert code["digest"] and code["experiment"] == "classify" and code["jax"]
     _snakemake(project, "--report", "results/report.html", "--configfile", config)
     _check_report_in_a_browser(project / "results")
+    with open(project / "README.md", "a") as f:
+        f.write("\nA line that changes no result.\n")
+    assert _planned_rules(project, config) == set()
+    with open(project / "pyode" / "experiments" / "classify.py", "a") as f:
+        f.write("\n# A change to the classification experiment's code.\n")
+    planned = {"classify_data", "classify_train", "classify_evaluate", "summary", "all"}
+    assert _planned_rules(project, config) == planned
+
+
+def test_an_interrupted_workflow_says_what_was_saved_and_that_the_same_command_resumes(project):
+    """Ctrl-C reaches Snakemake and its jobs (one process group): the training job saves its state and
+    exits 130, and the run ends in one line naming the saved state, with Snakemake's status 1."""
+
+    def long_training(config):
+        config["classify"]["models"] = config["classify"]["models"][:1]
+        config["classify"]["train"].update(steps=1_000_000, checkpoint_every=2)
+
+    config = _config(project, long_training)
+    target = "results/classify/spiral/node/model.npz"
+    environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", config]
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    checkpoint = project / "results" / "classify" / "spiral" / "node" / "train-state" / "checkpoint.npz"
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=HANG_GUARD_SECONDS)
+    assert process.returncode == 1, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "Interrupted: 1 job(s) stopped; training state saved in results/classify/spiral/node/"
+    )
+    assert "Run the same command again to resume" in last
+    assert "At least one job did not complete successfully" not in stderr
+    _, metadata = load_arrays(checkpoint)
+    assert metadata["step"] >= 2
 
 
 REPORT_CATEGORIES = {  # results/<first folder> -> the report's category
@@ -373,6 +441,28 @@ def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output
     assert not (project / "results").exists()
+
+
+def test_a_corrupt_input_stops_the_workflow_before_any_job_deletes_an_output(project):
+    """A data file altered after its model was trained would make Snakemake rerun the training and
+    delete the good model before the job fails on the data: the pre-flight stops first, naming it."""
+    data = project / "results" / "classify" / "data" / "spiral.npz"
+    model = project / "results" / "classify" / "spiral" / "node" / "model.npz"
+    save_arrays(data, {"x": np.arange(8.0)}, {"kind": "split"})
+    save_arrays(model, {"w": np.ones(3)}, {"kind": "classifier"})
+    config = _config(project)
+    assert _snakemake(project, "all", "-n", "--configfile", config).returncode == 0
+    altered = bytearray(data.read_bytes())
+    altered[len(altered) // 3] ^= 0x01
+    data.write_bytes(bytes(altered))
+    result = _snakemake(
+        project, str(model.relative_to(project)), "--cores", "1", "--configfile", config, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error: results/classify/data/spiral.npz is truncated, altered or not a pyode array file" in output
+    assert "no job was started" in output and "Traceback" not in output
+    assert model.exists() and load_arrays(model)[1]["kind"] == "classifier"
 
 
 def test_the_cifar10_preset_plans_and_under_require_names_what_is_missing(project):

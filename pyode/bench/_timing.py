@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import versions
+from .. import code_version, versions
 
 PACKAGES = (
     "pyode",
@@ -123,6 +123,7 @@ def machine_info() -> dict:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": sys.version.split()[0],
         "versions": versions(PACKAGES),
+        "code": code_version(),
     }
     if "torch" in sys.modules:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()

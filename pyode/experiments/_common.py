@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import atomic_write, jax_device, read_json, versions, write_json
+from .. import atomic_write, code_version, jax_device, read_json, versions, write_json
 from ..models import build_model, load_model, save_model
 from ..train import OptaxStepper, TrainOptions, TrainState, clear_state, fit, make_optimizer, run_identity
 from ._settings import Section, SettingsError
+
+_EXPERIMENT_MODULES = {p.stem for p in Path(__file__).parent.glob("[!_]*.py")}
 
 STATE_DIR = "train-state"
 """A run's training state lives in this sub-folder of its output folder until the run finishes."""
@@ -63,18 +65,20 @@ def train_run(
     out_dir: str | Path,
     *,
     options: TrainOptions,
+    experiment: str,
     inputs: dict[str, str | Path],
     save_outputs: Callable[[TrainState, dict], None],
     observe: Callable[[int, Any], dict | None] | None = None,
 ) -> TrainState:
-    """Train under the run's identity (its settings and the digests of `inputs`), then write its outputs.
+    """Train under the run's identity (its settings, the digests of `inputs` and the code of
+    `experiment`: `pyode.code_version`), then write its outputs.
 
     The state lives in `out_dir/train-state/` while training; `save_outputs(state, identity)`
     writes what the run leaves (model, extras), history.jsonl is written beside it, and the
     state is removed, so that a finished run leaves nothing to resume.
     """
     out_dir = Path(out_dir)
-    identity = run_identity(settings.to_dict(), inputs)
+    identity = run_identity(settings.to_dict(), inputs, code=code_version(experiment))
     state_dir = out_dir / STATE_DIR
     state = fit(
         stepper,
@@ -142,6 +146,7 @@ def train_model(
         settings,
         out_dir,
         options=options,
+        experiment=experiment,
         inputs={"data": data_path},
         save_outputs=save_outputs,
         observe=observe,
@@ -257,6 +262,7 @@ def write_metrics(
         "dtype": dtype,
         "device": jax_device(),
         "versions": versions(),
+        "code": code_version(experiment if experiment in _EXPERIMENT_MODULES else None),
     }
     write_json(path, record)
     return record

@@ -203,7 +203,14 @@ def run(settings: Settings, out_dir: str | Path, *, progress: bool = True) -> di
         save_arrays(out_dir / "model.npz", {"theta": state.params}, metadata)
 
     train_run(
-        stepper, lambda step: None, settings, out_dir, options=options, inputs={}, save_outputs=save_outputs
+        stepper,
+        lambda step: None,
+        settings,
+        out_dir,
+        options=options,
+        experiment=EXPERIMENT,
+        inputs={},
+        save_outputs=save_outputs,
     )
     arrays, _ = load_arrays(out_dir / "model.npz")
     trained = stepper.model(arrays["theta"])

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .. import atomic_write, read_json, versions, write_json
+from .. import atomic_write, code_version, read_json, versions, write_json
 
 COLUMNS = ("experiment", "run", "metric", "value", "unit")
 
@@ -101,7 +101,7 @@ def write_summary(
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(csv_path, table.getvalue())
-    write_json(json_path, {"config": config, "versions": versions(), "runs": records})
+    write_json(json_path, {"config": config, "versions": versions(), "code": code_version(), "runs": records})
     return rows
 
 

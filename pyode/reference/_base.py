@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import code_label
 from ._case import Case
 
 
@@ -121,7 +122,7 @@ class AbstractBackend(abc.ABC):
             start = time.perf_counter()
             result = once(rtol, atol)
             result.wall_time = time.perf_counter() - start
-            result.versions = self.versions()
+            result.versions = {**self.versions(), "pyode_code": code_label()}
             result.rtol, result.atol = float(rtol), float(atol)
             results.append(result)
         return results

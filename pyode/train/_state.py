@@ -9,6 +9,7 @@ older, a corrupt pair to a fresh start, each with a one-line notice, never silen
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -18,21 +19,36 @@ from typing import Any
 import jax
 import numpy as np
 
-from .. import CorruptFile, file_digest, load_arrays, save_arrays
+from .. import CorruptFile, code_version, file_digest, load_arrays, save_arrays
 
 CHECKPOINT = "checkpoint.npz"
 PREVIOUS = "checkpoint.previous.npz"
 
 
-def run_identity(settings: dict, inputs: dict[str, str | Path] | None = None) -> dict:
-    """What determines a run's result: its resolved settings and the content of each input file.
+def run_identity(settings: dict, inputs: dict[str, str | Path] | None = None, *, code: dict) -> dict:
+    """What determines a run's result: its resolved settings, the content of each input file, and
+    the code that runs it (`code`, a `pyode.code_version`: the source digest and library versions)
+    with JAX's precision (x64 or not).
 
-    Returns {"digest": ..., "settings": ..., "inputs": {name: sha256}}; two runs with the same
-    digest produce the same parameters.
+    Returns {"digest": ..., "settings": ..., "inputs": {name: sha256}, "code": ..., "x64": ...};
+    two runs with the same digest produce the same parameters. The git commit and dirty flag are
+    recorded but not part of the digest (the source digest already says whether the code differs);
+    neither is the thread count (tests/test_cli.py checks a training gives the same parameters on
+    one thread and on two).
     """
     digests = {name: file_digest(path) for name, path in sorted((inputs or {}).items())}
-    text = json.dumps({"settings": settings, "inputs": digests}, sort_keys=True)
-    return {"digest": hashlib.sha256(text.encode()).hexdigest(), "settings": settings, "inputs": digests}
+    determining = {name: value for name, value in code.items() if name not in ("commit", "dirty")}
+    x64 = bool(jax.config.jax_enable_x64)
+    text = json.dumps(
+        {"settings": settings, "inputs": digests, "code": determining, "x64": x64}, sort_keys=True
+    )
+    return {
+        "digest": hashlib.sha256(text.encode()).hexdigest(),
+        "settings": settings,
+        "inputs": digests,
+        "code": code,
+        "x64": x64,
+    }
 
 
 @dataclass
@@ -47,20 +63,34 @@ class TrainState:
 
 
 def save_state(state_dir: Path, state: TrainState, identity: str) -> None:
-    """Write the state atomically as the newest checkpoint; the one it replaces becomes the previous."""
+    """Write the state atomically as the newest checkpoint; the one it replaces becomes the previous
+    (kept in place until the new one has replaced it)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     leaves = jax.tree_util.tree_leaves((state.params, state.opt_state))
     arrays = {f"leaf_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     metadata = {
         "identity": identity,
+        "code": code_version(),
         "step": state.step,
         "history": state.history,
         "observations": state.observations,
     }
     newest = state_dir / CHECKPOINT
     if newest.exists():
-        newest.replace(state_dir / PREVIOUS)
+        _keep_as_previous(newest, state_dir / PREVIOUS)
     save_arrays(newest, arrays, metadata)
+
+
+def _keep_as_previous(newest: Path, previous: Path) -> None:
+    """Make `previous` a copy of `newest` (a hard link where the file system has them), replacing it
+    atomically, while `newest` stays in place: at no moment is there no newest checkpoint."""
+    temporary = previous.with_name(f".{previous.name}.partial-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(newest, temporary)
+    except OSError:
+        shutil.copyfile(newest, temporary)
+    os.replace(temporary, previous)
 
 
 def load_state(state_dir: Path, like: TrainState, identity: str, *, warn=None) -> TrainState | None:

@@ -71,6 +71,7 @@ rule bench_steps:
     output:
         "results/bench/steps_{problem}_{dtype}.json",
     params:
+        code=CODE["bench"],
         libraries=" ".join(config["bench"]["libraries"]),
         timing=BENCH_TIMING,
         min_sample=config["bench"]["min_sample_seconds"],
@@ -91,6 +92,7 @@ rule bench_compile:
     output:
         "results/bench/compile.json",
     params:
+        code=CODE["bench"],
         repetitions=config["bench"]["compile_repetitions"],
         method=BENCH_ADJOINT,
     log:
@@ -109,6 +111,7 @@ rule bench_length:
     output:
         "results/bench/length.json",
     params:
+        code=CODE["bench"],
         steps=" ".join(str(s) for s in config["bench"]["length"]["steps"]),
         dt=config["bench"]["length"]["dt"],
         methods=" ".join(config["bench"]["length"]["methods"]),
@@ -129,6 +132,7 @@ rule bench_size:
     output:
         "results/bench/size.json",
     params:
+        code=CODE["bench"],
         batches=" ".join(str(b) for b in config["bench"]["size"]["batches"]),
         widths=" ".join(str(w) for w in config["bench"]["size"]["widths"]),
         methods=" ".join(config["bench"]["size"]["methods"]),
@@ -152,6 +156,7 @@ rule bench_norms:
     output:
         "results/bench/norms.json",
     params:
+        code=CODE["bench"],
         tolerances=" ".join(str(float(t)) for t in BENCH["norms"]["tolerances"]),
     log:
         "logs/bench/norms.log",
@@ -207,6 +212,7 @@ rule bench_plots:
         ),
         summary="results/bench/summary.md",
     params:
+        code=CODE["bench"],
         out_dir=lambda w, output: os.path.dirname(output.summary),
     log:
         "logs/bench/plots.log",
@@ -230,6 +236,8 @@ rule bench_work_precision:
         ),
     wildcard_constraints:
         wp_problem=alternatives(WP["problems"]),
+    params:
+        code=CODE["bench"],
     log:
         "logs/bench/work_precision_{wp_problem}.log",
     benchmark:
@@ -245,6 +253,8 @@ rule bench_work_precision_table:
         expand("results/bench/work_precision_{wp_problem}.json", wp_problem=WP["problems"]),
     output:
         "results/bench/work_precision.md",
+    params:
+        code=CODE["bench"],
     log:
         "logs/bench/work_precision_table.log",
     benchmark:

@@ -25,6 +25,8 @@ rule classify_data:
         settings="results/settings/classify/data/{dataset}.json",
     output:
         "results/classify/data/{dataset}.npz",
+    params:
+        code=CODE["classify"],
     log:
         "logs/classify/data/{dataset}.log",
     benchmark:
@@ -42,6 +44,7 @@ rule classify_train:
         model="results/classify/{dataset}/{model}/model.npz",
         history="results/classify/{dataset}/{model}/history.jsonl",
     params:
+        code=CODE["classify"],
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
     log:
@@ -83,6 +86,7 @@ rule classify_evaluate:
             labels={"model": "{model}", "figure": "decision"},
         ),
     params:
+        code=CODE["classify"],
         run_dir=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
     log:

@@ -23,6 +23,8 @@ rule cnf_data:
         settings="results/settings/cnf/data/{density}.json",
     output:
         "results/cnf/data/{density}.npz",
+    params:
+        code=CODE["cnf"],
     log:
         "logs/cnf/data/{density}.log",
     benchmark:
@@ -40,6 +42,7 @@ rule cnf_train:
         model="results/cnf/{density}/{flow}/model.npz",
         history="results/cnf/{density}/{flow}/history.jsonl",
     params:
+        code=CODE["cnf"],
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
     log:
@@ -81,6 +84,7 @@ rule cnf_evaluate:
             labels={"flow": "{flow}", "figure": "animation"},
         ),
     params:
+        code=CODE["cnf"],
         run_dir=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
     log:

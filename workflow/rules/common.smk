@@ -1,6 +1,7 @@
 # Shared by all the rules: the config check, the experiments' plans, settings files, thread bounds.
 # Each experiment's .smk plans its runs (pyode.experiments.*.plan resolves and checks every run's
 # settings here, before any job starts) and registers the settings file each command reads.
+import glob
 import os
 
 import jsonschema
@@ -8,6 +9,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
+from pyode import CorruptFile, code_digest, experiment_modules, read_json, verify_seal, write_json
 from pyode.experiments import SettingsError
 
 min_version("8.0")
@@ -32,6 +34,15 @@ def validate_config(config, schema_path):
 
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+CODE = {
+    **{name: code_digest(name) for name in experiment_modules()},
+    "crossval": code_digest(None, julia=True),
+    "bench": code_digest(None),
+}
+"""The digest of the code that each job runs (pyode.code_digest), passed as a param so that Snakemake
+reruns a job whose code changed; an experiment's digest covers the package without the other
+experiments' modules. `--rerun-triggers mtime input` keeps results made by older code (README)."""
 
 SETTINGS = {}
 """Settings files (key -> content), which settings.smk writes to results/settings/{key}.json."""
@@ -71,3 +82,66 @@ def jax_threads(wildcards, threads):
 
 
 os.environ.setdefault("PYODE_COMPILATION_CACHE", JAX_CACHE)
+
+
+INTERRUPT_STATUSES = (130, 143)
+"""Exit statuses of a job that SIGINT or SIGTERM stopped (a pyode command saves its state first)."""
+
+
+def report_interrupt(logs):
+    """After a failed run: when every failed job was interrupted (Ctrl-C, SIGTERM), say in one line
+    what was saved and that the same command resumes, and exit with Snakemake's status (1)."""
+    import re
+
+    logs = [logs] if isinstance(logs, str) else logs
+    text = "".join(open(path).read() for path in logs if os.path.exists(path))
+    statuses = [int(s) for s in re.findall(r"returned non-zero exit status (-?\d+)", text)]
+    if not statuses or any(status not in INTERRUPT_STATUSES for status in statuses):
+        return
+    job_logs = set(re.findall(r"^\s+log: (\S+) \(check log file", text, flags=re.MULTILINE))
+    saved = sorted(
+        {
+            folder
+            for path in job_logs
+            if os.path.exists(path)
+            for folder in re.findall(r"the state is saved in (\S+) and", open(path).read())
+        }
+    )
+    kept = f"training state saved in {', '.join(saved)}" if saved else "no training was under way"
+    logger.error(
+        f"Interrupted: {len(statuses)} job(s) stopped; {kept}. "
+        "Run the same command again to resume (finished outputs are kept)."
+    )
+    raise SystemExit(1)
+
+
+SEALED_CHECKED = ".snakemake/pyode-sealed.json"
+"""Sealed files already found intact, by path -> [size, mtime in ns], so each is hashed only once."""
+
+
+def verify_sealed_results(results="results"):
+    """Stop before any job if a sealed file under `results/` (data, models: pyode.save_arrays) is
+    corrupt, so that Snakemake deletes no output of a job that would only fail on it. The
+    cross-validation's files are plain .npz for other languages, and training states check
+    themselves (a corrupt checkpoint falls back to the previous one)."""
+    try:
+        checked = read_json(SEALED_CHECKED)
+    except (OSError, ValueError):
+        checked = {}
+    intact = {}
+    for path in sorted(glob.glob(f"{results}/**/*.npz", recursive=True)):
+        if path.startswith(f"{results}/crossval/") or "/train-state/" in path:
+            continue
+        status = os.stat(path)
+        stamp = [status.st_size, status.st_mtime_ns]
+        if checked.get(path) != stamp:
+            try:
+                verify_seal(path)
+            except CorruptFile as error:
+                stop(f"{error}: restore it or delete it (the workflow then makes it again); no job was started")
+        intact[path] = stamp
+    if intact != checked:
+        write_json(SEALED_CHECKED, intact)
+
+
+verify_sealed_results()

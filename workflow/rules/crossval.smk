@@ -63,6 +63,7 @@ rule crossval_case:
         npz="results/crossval/cases/{case}.npz",
         meta="results/crossval/cases/{case}.json",
     params:
+        code=CODE["crossval"],
         jax_threads=jax_threads,
     log:
         "logs/crossval/cases/{case}.log",
@@ -81,6 +82,7 @@ rule crossval_run:
     output:
         "results/crossval/runs/{case}/{backend}.npz",
     params:
+        code=CODE["crossval"],
         julia=CROSSVAL_JULIA,
         jax_threads=jax_threads,
     log:
@@ -113,6 +115,7 @@ rule crossval_summary:
             labels={"figure": "function evaluations"},
         ),
     params:
+        code=CODE["crossval"],
         out_dir=lambda w, output: os.path.dirname(output.csv),
         jax_threads=jax_threads,
     log:
@@ -133,6 +136,7 @@ rule crossval_sweep_run:
     output:
         CROSSVAL_SWEEP_FILES["{backend}"],
     params:
+        code=CODE["crossval"],
         tolerances=",".join(str(float(r)) for r in CROSSVAL["sweep"]["rtols"]),
         julia=CROSSVAL_JULIA,
         jax_threads=jax_threads,
@@ -159,6 +163,7 @@ rule crossval_sweep_summary:
             labels={"figure": "tolerance sweep"},
         ),
     params:
+        code=CODE["crossval"],
         jax_threads=jax_threads,
     log:
         "logs/crossval/sweep_summary.log",

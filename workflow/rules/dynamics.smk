@@ -27,6 +27,8 @@ rule dynamics_data:
         settings="results/settings/dynamics/data/{system}.json",
     output:
         "results/dynamics/{system}/data.npz",
+    params:
+        code=CODE["dynamics"],
     log:
         "logs/dynamics/data/{system}.log",
     benchmark:
@@ -45,6 +47,7 @@ rule dynamics_train:
         history="results/dynamics/{system}/{fit}/history.jsonl",
         snapshots="results/dynamics/{system}/{fit}/snapshots.npz",
     params:
+        code=CODE["dynamics"],
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
     log:
@@ -103,6 +106,7 @@ rule dynamics_evaluate:
             labels={"figure": "animation"},
         ),
     params:
+        code=CODE["dynamics"],
         runs=lambda w: [f"results/dynamics/{w.system}/{fit}" for fit in DYNAMICS_SYSTEMS[w.system]],
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,

@@ -53,6 +53,8 @@ rule image_data:
         files=lambda w: IMAGE_DATA_INPUTS.get(w.image_dataset, []),
     output:
         "results/image/data/{image_dataset}.npz",
+    params:
+        code=CODE["image"],
     log:
         "logs/image/data/{image_dataset}.log",
     benchmark:
@@ -70,6 +72,7 @@ rule image_train:
         metrics="results/image/{image_dataset}/{image_run}/metrics.json",
         history="results/image/{image_dataset}/{image_run}/history.jsonl",
     params:
+        code=CODE["image"],
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
     log:
@@ -117,6 +120,7 @@ rule image_summary:
             labels={"figure": "time"},
         ),
     params:
+        code=CODE["image"],
         out_dir=lambda w, output: os.path.dirname(output.csv),
     log:
         "logs/image/summary/{image_dataset}.log",

@@ -33,6 +33,8 @@ rule latent_data:
         settings="results/settings/latent/data/obs{observed}.json",
     output:
         "results/latent/data/obs{observed}.npz",
+    params:
+        code=CODE["latent"],
     log:
         "logs/latent/data/obs{observed}.log",
     benchmark:
@@ -50,6 +52,7 @@ rule latent_train:
         model="results/latent/obs{observed}/{latent_model}/model.npz",
         history="results/latent/obs{observed}/{latent_model}/history.jsonl",
     params:
+        code=CODE["latent"],
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
     log:
@@ -94,6 +97,7 @@ rule latent_evaluate:
             labels={"figure": "loss"},
         ),
     params:
+        code=CODE["latent"],
         runs=lambda w: [f"results/latent/obs{w.observed}/{model}" for model in LATENT_MODELS[int(w.observed)]],
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
@@ -114,6 +118,7 @@ rule latent_summary:
         rmse=report("results/latent/rmse.png", caption="../report/latent_rmse.rst", category="Latent ODE"),
         table="results/latent/summary.md",
     params:
+        code=CODE["latent"],
         out=lambda w, output: os.path.dirname(output.table),
     log:
         "logs/latent/summary.log",

@@ -26,6 +26,7 @@ rule regression:
             labels={"figure": "trajectory"},
         ),
     params:
+        code=CODE["regression"],
         out=lambda w, output: os.path.dirname(output.metrics),
     log:
         "logs/regression.log",

@@ -29,6 +29,8 @@ rule sde_data:
         settings="results/settings/sde/data/{process}.json",
     output:
         "results/sde/data/{process}.npz",
+    params:
+        code=CODE["sde"],
     log:
         "logs/sde/data/{process}.log",
     benchmark:
@@ -46,6 +48,7 @@ rule sde_train:
         model="results/sde/{process}/model.npz",
         history="results/sde/{process}/history.jsonl",
     params:
+        code=CODE["sde"],
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
     log:
@@ -94,6 +97,7 @@ rule sde_evaluate:
             labels={"process": "{process}", "figure": "marginals"},
         ),
     params:
+        code=CODE["sde"],
         run_dir=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
     log:
@@ -118,6 +122,7 @@ rule sde_convergence:
             subcategory="solver convergence",
         ),
     params:
+        code=CODE["sde"],
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,
     log:

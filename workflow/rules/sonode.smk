@@ -28,6 +28,8 @@ rule sonode_data:
         settings="results/settings/sonode/data/{task}.json",
     output:
         "results/sonode/{task}/data.npz",
+    params:
+        code=CODE["sonode"],
     log:
         "logs/sonode/data/{task}.log",
     benchmark:
@@ -45,6 +47,7 @@ rule sonode_train:
         model="results/sonode/{task}/{sonode_model}/model.npz",
         history="results/sonode/{task}/{sonode_model}/history.jsonl",
     params:
+        code=CODE["sonode"],
         out=lambda w, output: os.path.dirname(output.model),
         jax_threads=jax_threads,
     log:
@@ -82,6 +85,7 @@ rule sonode_evaluate:
             labels={"figure": "trajectories"},
         ),
     params:
+        code=CODE["sonode"],
         runs=lambda w: [f"results/sonode/{w.task}/{model}" for model in SONODE_TASKS[w.task]],
         out=lambda w, output: os.path.dirname(output.metrics),
         jax_threads=jax_threads,

@@ -24,6 +24,8 @@ rule summary:
             labels={"table": "every run's metrics"},
         ),
         json="results/summary.json",
+    params:
+        code=CODE["summary"],
     log:
         "logs/summary.log",
     benchmark:
