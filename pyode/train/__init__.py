@@ -11,7 +11,7 @@ from ._options import make_optimizer as make_optimizer
 from ._state import TrainState as TrainState
 from ._state import clear_state as clear_state
 from ._state import load_state as load_state
-from ._state import save_state as save_state
 from ._state import run_identity as run_identity
+from ._state import save_state as save_state
 from ._steppers import OptaxStepper as OptaxStepper
 from ._steppers import StepResult as StepResult
