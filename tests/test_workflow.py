@@ -43,10 +43,12 @@ def _snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess
 
 
 def _copy_project(folder: Path) -> Path:
+    """The workflow's files in `folder`: config, workflow/, the root Snakefile and its profiles link."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("config", "workflow"):
+    for name in ("config", "workflow", "Snakefile"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    (folder / "profiles").symlink_to(os.readlink(ROOT / "profiles"))
     return folder
 
 
@@ -158,6 +160,17 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
         f.write("\n# A change to the classification experiment's code.\n")
     planned = {"classify_data", "classify_train", "classify_evaluate", "summary", "all"}
     assert _planned_rules(project, config) == planned
+
+
+def test_the_root_snakefile_and_workflow_snakefile_plan_the_same_jobs_with_the_same_profile(project):
+    config = _config(project)
+    plans = []
+    for entry in ([], ["--snakefile", "workflow/Snakefile"]):
+        done = _snakemake(project, "all", "-n", "--configfile", config, *entry)
+        output = done.stdout + done.stderr
+        assert "Using workflow specific profile" in output and "profiles/default" in output
+        plans.append(output.split("Job stats:")[1].split("total")[0])
+    assert plans[0] == plans[1] and "classify_train" in plans[0]
 
 
 def test_an_interrupted_workflow_says_what_was_saved_and_that_the_same_command_resumes(project):
