@@ -7,12 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import HANG_GUARD_SECONDS
 
 from pyode import load_arrays
 from pyode.reference import find_julia
@@ -28,7 +28,7 @@ def _snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess
         env=environment,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=HANG_GUARD_SECONDS,
     )
     if check and done.returncode != 0:
         raise AssertionError(
@@ -363,12 +363,10 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
     ],
 )
 def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named):
-    start = time.perf_counter()
     result = _snakemake(
         project, "all", "-n", "--configfile", _config(project, change, "bad.yaml"), check=False
     )
     output = result.stdout + result.stderr
-    assert time.perf_counter() - start < 30
     assert result.returncode != 0
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output
