@@ -27,6 +27,8 @@ _PUBLIC = {
     "brownian_path": "._sde",
     "check_sde_options": "._sde",
     "solve_sde": "._sde",
+    "MissingFile": "._errors",
+    "UserError": "._errors",
     "CorruptFile": "._files",
     "atomic_write": "._files",
     "file_digest": "._files",

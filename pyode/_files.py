@@ -17,13 +17,15 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._errors import MissingFile, UserError
+
 FORMAT = "pyode-arrays/2"
 _MANIFEST = "__manifest__"
 _SEAL = 64
 """Length of the seal: the hex SHA-256 that ends the file, as the zip archive's comment."""
 
 
-class CorruptFile(ValueError):
+class CorruptFile(UserError, ValueError):
     """A file is missing parts, truncated or altered; the message names it."""
 
 
@@ -91,7 +93,7 @@ def verify_seal(path: str | Path) -> bytes:
     """The bytes of a file written by `save_arrays`, its seal checked (CorruptFile naming it if not)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingFile(f"{path} does not exist")
     data = path.read_bytes()
     if len(data) <= _SEAL or hashlib.sha256(data[:-_SEAL]).hexdigest().encode() != data[-_SEAL:]:
         raise CorruptFile(

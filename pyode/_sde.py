@@ -17,10 +17,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._solve import Solution, _status
+from ._solve import Solution, _fixed_step_budget, _status
 
 
 @dataclass(frozen=True)
@@ -133,18 +132,17 @@ def solve_sde(
     are pytrees (Equinox modules) or plain functions of (t, y, args); the gradient flows to
     their arrays and to `args` through `adjoint`: `checkpoint` (backprop through the steps) or
     `backsolve` (the stochastic adjoint, solved backward on the same Brownian path).
-    `nfe_forward` counts drift evaluations.
+    `nfe_forward` counts drift evaluations. The steps are counted in Python when the save times
+    are concrete (a NumPy array, or an array closed over under `jax.jit` and `jax.vmap`); traced
+    save times need `max_steps`, at least the number of steps of `dt` over them.
     """
     check_sde_options(solver, adjoint)
     spec = SDE_SOLVERS[solver]
+    max_steps = _fixed_step_budget(ts[0], ts[-1], dt=dt, max_steps=max_steps)
     ts = jnp.asarray(ts, jnp.result_type(y0))
     shape = jnp.shape(y0)
     flat = _Flattened(drift, diffusion, shape)
     terms = diffrax.MultiTerm(diffrax.ODETerm(flat.drift), diffrax.ControlTerm(flat.noise, brownian))
-    if max_steps is None:
-        if isinstance(ts, jax.core.Tracer):
-            raise ValueError("give max_steps when the save times are traced")
-        max_steps = int(np.ceil(float(ts[-1] - ts[0]) / dt * (1 + 1e-9))) + 1
     chosen = diffrax.RecursiveCheckpointAdjoint() if adjoint == "checkpoint" else diffrax.BacksolveAdjoint()
     solution = diffrax.diffeqsolve(
         terms,

@@ -166,6 +166,9 @@ def check_options(
         raise ValueError(f"{adjoint} changes only the error norm of an adaptive backward solve")
 
 
+ADAPTIVE_MAX_STEPS = 4096
+"""An adaptive solve's step budget unless `max_steps` is given."""
+
 CHECKPOINTS = 64
 """States `checkpoint` keeps for the backward pass (Diffrax's RecursiveCheckpointAdjoint):
 a solve of up to this many steps is never recomputed; longer ones recompute steps between
@@ -220,7 +223,7 @@ def solve(
     atol: float | None = None,
     dt: float | None = None,
     steps: int | None = None,
-    max_steps: int = 4096,
+    max_steps: int | None = None,
     first_step: float | None = None,
     steps_at_save_times: bool = False,
     count_evaluations: bool | None = None,
@@ -235,6 +238,10 @@ def solve(
     - solvers: euler, midpoint, heun, rk4, bosh3, tsit5, dopri5, dopri8, and the implicit
       kvaerno5 (an ESDIRK method for stiff problems, its Newton tolerances the controller's);
       adaptive with `rtol` and `atol`, or fixed with `dt` or `steps` over [t0, t1];
+    - `max_steps`: an adaptive solve's step budget (`ADAPTIVE_MAX_STEPS` by default). A solve
+      with `dt` counts its own steps when t0 and t1 (or the save times) are concrete (Python
+      numbers, NumPy arrays, or arrays closed over under `jax.jit` and `jax.vmap`); when they
+      are traced it needs `max_steps`, at least the number of steps of `dt` between them;
     - `adjoint`: `checkpoint` (backprop through the solver), `backsolve` (continuous
       adjoint; its backward error the largest part's, `largest_part_norm`) or
       `backsolve-seminorm` (its backward error measured on the state and adjoint only,
@@ -269,16 +276,20 @@ def solve(
     spec = SOLVERS[solver]
     _check_dtypes(y0, (field, args))
     time = _time_dtype(y0)
+    if ts is None and (t0 is None or t1 is None):
+        raise ValueError("give save times ts, or both t0 and t1")
     if ts is not None:
+        t0 = ts[0] if t0 is None else t0
+        t1 = ts[-1] if t1 is None else t1
         ts = jnp.asarray(ts, time)
-        t0 = ts[0] if t0 is None else jnp.asarray(t0, time)
-        t1 = ts[-1] if t1 is None else jnp.asarray(t1, time)
-        saveat = diffrax.SaveAt(ts=ts)
+    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts)
+    if rtol is not None:
+        max_steps = ADAPTIVE_MAX_STEPS if max_steps is None else max_steps
+    elif steps is not None:
+        max_steps = steps
     else:
-        if t0 is None or t1 is None:
-            raise ValueError("give save times ts, or both t0 and t1")
-        t0, t1 = jnp.asarray(t0, time), jnp.asarray(t1, time)
-        saveat = diffrax.SaveAt(t1=True)
+        max_steps = _fixed_step_budget(t0, t1, dt=dt, max_steps=max_steps)
+    t0, t1 = jnp.asarray(t0, time), jnp.asarray(t1, time)
     if rtol is not None:
         controller = diffrax.PIDController(rtol=rtol, atol=atol)
         if steps_at_save_times and ts is not None:
@@ -315,7 +326,7 @@ def solve(
         saveat=saveat,
         stepsize_controller=controller,
         adjoint=_adjoint(adjoint, rtol, atol, dt, steps),
-        max_steps=max_steps if rtol is not None else _fixed_max_steps(t0, t1, dt, steps),
+        max_steps=max_steps,
         throw=throw,
     )
     num_steps = solution.stats["num_steps"]
@@ -402,7 +413,26 @@ def _evaluate(t, y, field_and_args, takes_args: bool):
     return field(t, y, args) if takes_args else field(t, y)
 
 
-def _fixed_max_steps(t0, t1, dt, steps) -> int:
-    if steps is not None:
-        return steps
-    return int(np.ceil(abs(float(t1) - float(t0)) / dt)) + 1
+def _concrete(value) -> np.ndarray | None:
+    """`value` as a NumPy array when it is known while tracing (a Python number, a NumPy array, an
+    array closed over under `jax.jit` or `jax.vmap`); None when it is traced."""
+    try:
+        return np.asarray(value)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def _fixed_step_budget(t0, t1, *, dt: float, max_steps: int | None) -> int:
+    """Steps of `dt` from t0 to t1 (one spare), counted in Python when both times are concrete;
+    otherwise `max_steps`, which must then be given."""
+    start, end = _concrete(t0), _concrete(t1)
+    if start is not None and end is not None:
+        return int(np.ceil(abs(float(end) - float(start)) / dt * (1 + 1e-9))) + 1
+    if max_steps is None:
+        raise ValueError(
+            f"the solve's times (t0 and t1, or the save times ts) are traced (passed as arguments to "
+            f"a jax.jit or jax.vmap function), so its steps of dt={dt} cannot be counted: pass "
+            f"max_steps=N with N at least ceil(|t1 - t0| / dt) + 1, or close over concrete times "
+            f"(a NumPy array) instead"
+        )
+    return max_steps

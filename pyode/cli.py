@@ -12,6 +12,8 @@ import os
 import signal
 import sys
 
+from ._errors import UserError
+
 
 def bound_threads(threads: int) -> None:
     """Keep XLA, BLAS and PyTorch to `threads` CPU threads. Call before importing jax or torch."""
@@ -539,10 +541,10 @@ def _exit_status(error: Exception) -> int | None:
         return 128 + error.signum
     if isinstance(error, TrainingDiverged):
         return 1
+    if isinstance(error, UserError):
+        return 2
     if isinstance(error, (ValueError, FileNotFoundError, IsADirectoryError, PermissionError)):
-        return 2
-    if type(error).__name__ in ("MNISTUnavailable", "CIFAR10Unavailable", "BackendUnavailable"):
-        return 2
+        return 2  # the standard library's errors of a bad value or path given on the command line
     return None
 
 

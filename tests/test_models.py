@@ -15,6 +15,10 @@ from pyode.models import (
     build_model,
     load_model,
     make_classifier,
+    make_cnf,
+    make_image_classifier,
+    make_latent_ode,
+    make_position_ode,
     mlp_field_from_weights,
     save_model,
 )
@@ -175,3 +179,72 @@ def test_bad_model_files_are_refused(tmp_path):
     pyode.save_arrays(tmp_path / "data.npz", {"a": np.zeros(2)}, {"kind": "split"})
     with pytest.raises(pyode.CorruptFile, match="data.npz does not hold a pyode model"):
         load_model(tmp_path / "data.npz")
+
+
+SAVE_TIMES = np.linspace(0.0, 1.0, 3)
+"""Concrete save times closed over by the traced calls below."""
+
+FIXED_STEP = {"solver": "rk4", "dt": 0.25}
+"""A fixed step given as dt, whose step count the solve works out from concrete times."""
+
+SOLVING_METHODS = {
+    "classifier": (
+        lambda key: make_classifier(2, width=4, solve_options=FIXED_STEP, key=key),
+        lambda model, x: model(x)[0],
+        (3, 2),
+    ),
+    "neural_ode_path": (
+        lambda key: make_classifier(2, augment=1, width=4, solve_options=FIXED_STEP, key=key),
+        lambda model, x: model.ode.solve(x, SAVE_TIMES).ys,
+        (3, 2),
+    ),
+    "position_ode": (
+        lambda key: make_position_ode("sonode", width=4, solve_options=FIXED_STEP, key=key),
+        lambda model, x: model.positions(x, SAVE_TIMES)[0],
+        (3, 1),
+    ),
+    "latent_path": (
+        lambda key: make_latent_ode(
+            latent=2, encoder_hidden=3, field_width=4, solve_options=FIXED_STEP, key=key
+        ),
+        lambda model, z: model.latent_path(z, SAVE_TIMES).ys,
+        (3, 2),
+    ),
+    "cnf_log_density": (
+        lambda key: make_cnf(2, width=4, depth=1, solve_options=FIXED_STEP, key=key),
+        lambda model, x: model.log_density(x)[0],
+        (3, 2),
+    ),
+    "cnf_flow": (
+        lambda key: make_cnf(2, width=4, depth=1, solve_options=FIXED_STEP, key=key),
+        lambda model, z: model.flow(z, SAVE_TIMES[::-1]).ys,
+        (3, 2),
+    ),
+    "cnf_sample": (
+        lambda key: make_cnf(2, width=4, depth=1, solve_options=FIXED_STEP, key=key),
+        lambda model, z: model.sample(z)[0],
+        (3, 2),
+    ),
+    "odenet": (
+        lambda key: make_image_classifier(
+            "odenet", width=4, downsampling_layers=1, solve_options={"solver": "euler", "dt": 0.5}, key=key
+        ),
+        lambda model, x: model(x)[0],
+        (1, 8, 8, 1),
+    ),
+}
+"""Each public model method that solves: (build the model, call it, one input's shape)."""
+
+
+@pytest.mark.parametrize("name", list(SOLVING_METHODS))
+def test_solving_methods_give_the_eager_result_under_jit_and_vmap(name):
+    build, call, shape = SOLVING_METHODS[name]
+    model = build(jax.random.PRNGKey(0))
+    dtype = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
+    inputs = jax.random.normal(jax.random.PRNGKey(1), (2, *shape), dtype)
+    eager = [call(model, x) for x in inputs]
+    jitted = jax.jit(lambda x: call(model, x))(inputs[0])
+    batched = jax.jit(jax.vmap(lambda x: call(model, x)))(inputs)
+    tolerance = 1e-5 if dtype == jnp.float32 else 1e-12
+    np.testing.assert_allclose(jitted, eager[0], rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(batched, np.stack(eager), rtol=tolerance, atol=tolerance)

@@ -5,11 +5,11 @@ import itertools
 import json
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_SECONDS
 
 from pyode.crossval import make_case
 from pyode.reference import (
@@ -338,13 +338,12 @@ def test_backends_agree_on_van_der_pol():
     assert_all_agree([get_backend(name).run(case)[0] for name in names], 1e-7)
 
 
-def test_julia_is_detected_quickly_and_its_absence_explained(monkeypatch, tmp_path):
+def test_julia_is_detected_without_importing_juliacall_and_its_absence_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     for variable in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "PYTHON_JULIAPKG_PROJECT"):
         monkeypatch.delenv(variable, raising=False)
-    start = time.perf_counter()
+    monkeypatch.setitem(sys.modules, "juliacall", None)  # importing it would now raise
     reason = julia_unavailable_reason("auto")
-    assert time.perf_counter() - start < 0.5
     assert reason is not None and reason.startswith("Julia not found")
     assert "julia: off" in julia_unavailable_reason("off")
     with pytest.raises(ValueError, match="julia mode"):
@@ -470,7 +469,7 @@ def test_diffeqflux_agrees_with_scipy(sensealg, tmp_path):
             f"diffeqflux-{sensealg}",
             str(tmp_path / f"{case.name}.npz"),
         ]
-        subprocess.run(command + [str(out), "--julia", "require"], check=True, timeout=1800)
+        subprocess.run(command + [str(out), "--julia", "require"], check=True, timeout=HANG_GUARD_SECONDS)
         result = load_result(out)
         assert not isinstance(result, Skipped), result.reason
         assert_all_agree([result, get_backend("scipy").run(case)[0]], 1e-7)

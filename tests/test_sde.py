@@ -10,6 +10,7 @@ import pytest
 import pyode
 from pyode.data import simulate_paths, true_moments
 from pyode.experiments import SettingsError, sde
+from pyode.models import make_neural_sde
 
 RECOVERY_BOUNDS = {"ou": (0.10, 0.03), "gbm": (0.10, 0.05)}
 """(drift, diffusion) relative L2 errors the default fits must stay under (README, "Neural SDEs")."""
@@ -193,6 +194,26 @@ def test_the_default_fits_recover_drift_and_diffusion_within_the_stated_error(pr
     errors = _fit(process, tmp_path, {})
     drift_bound, diffusion_bound = RECOVERY_BOUNDS[process]
     assert errors["drift_error"] < drift_bound and errors["diffusion_error"] < diffusion_bound, errors
+
+
+def test_neural_sde_samples_under_jit_and_vmap_equal_the_eager_ones():
+    """Concrete save times closed over need no max_steps under jit, nor with the keys vmapped inside
+    jit; traced save times need it and the error says what to pass."""
+    model = make_neural_sde(2, drift_width=4, diffusion_width=4, key=jax.random.PRNGKey(0))
+    ts = np.linspace(0.0, 1.0, 5)
+    y0 = jnp.array([0.3, -0.2])
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+
+    def sample(key, ts=ts, **max_steps):
+        return model.sample(y0, ts, key=key, dt=0.125, **max_steps).ys
+
+    eager = np.stack([sample(key) for key in keys])
+    np.testing.assert_allclose(jax.jit(sample)(keys[0]), eager[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(jax.jit(jax.vmap(sample))(keys), eager, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match=r"are traced .* pass max_steps=N with N at least ceil"):
+        jax.jit(lambda ts: sample(keys[0], ts))(ts)
+    traced = jax.jit(lambda ts: sample(keys[0], ts, max_steps=9))(ts)
+    np.testing.assert_allclose(traced, eager[0], rtol=1e-12, atol=1e-14)
 
 
 def test_exact_paths_have_the_exact_moments():

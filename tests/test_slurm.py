@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_SECONDS
 from PIL import Image
 
 from pyode import load_arrays
@@ -45,7 +46,7 @@ def _snakemake(workdir: Path, *arguments: str, environment: dict) -> str:
         env=environment,
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=HANG_GUARD_SECONDS,
     )
     output = done.stdout + done.stderr
     (workdir / "snakemake.out").write_text(output)
@@ -68,13 +69,18 @@ def cluster(tmp_path_factory):
         pytest.skip("the SLURM executor is not installed: pip install -e '.[slurm]'")
     state = tmp_path_factory.mktemp("slurm-state")
     started = subprocess.run(
-        ["bash", str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=1800
+        ["bash", str(CLUSTER), "start", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_SECONDS,
     )
     try:
         assert started.returncode == 0, f"cluster/local-slurm.sh start failed:\n{started.stderr[-3000:]}"
         yield _environment(SLURM_CONF=str(state / "slurm.conf"))
     finally:
-        subprocess.run(["bash", str(CLUSTER), "stop", str(state)], capture_output=True, timeout=300)
+        subprocess.run(
+            ["bash", str(CLUSTER), "stop", str(state)], capture_output=True, timeout=HANG_GUARD_SECONDS
+        )
         for name in ("slurmctld", "slurmd", "slurmdbd", "mariadb", "munged"):
             assert not (state / "run" / f"{name}.pid").exists(), f"{name} was not stopped"
 

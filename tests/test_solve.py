@@ -353,3 +353,39 @@ def test_float64_input_without_x64_warns():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "y0 is float64 but JAX's 64-bit mode is off" in out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"solver": "rk4", "dt": 0.1},
+        {"solver": "dopri5", "rtol": 1e-8, "atol": 1e-8},
+    ],
+    ids=["dt", "adaptive"],
+)
+def test_solves_under_jit_and_vmap_with_concrete_save_times_equal_the_eager_ones(options):
+    ts = np.linspace(0.0, 1.0, 4)
+    y0s = jnp.array([[0.0, 1.0], [1.0, 0.5]])
+
+    def path(y0):
+        return pyode.solve(_rotation, y0, ts, **options).ys
+
+    eager = np.stack([path(y0) for y0 in y0s])
+    np.testing.assert_allclose(jax.jit(path)(y0s[0]), eager[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(jax.jit(jax.vmap(path))(y0s), eager, rtol=1e-12, atol=1e-14)
+
+
+def test_traced_times_with_dt_need_max_steps_and_the_error_says_so():
+    ts = np.linspace(0.0, 1.0, 4)
+    y0 = jnp.array([0.0, 1.0])
+
+    def path(ts, **max_steps):
+        return pyode.solve(_rotation, y0, ts, solver="rk4", dt=0.1, **max_steps).ys
+
+    needs = re.escape("pass max_steps=N with N at least ceil(|t1 - t0| / dt) + 1")
+    with pytest.raises(ValueError, match=needs):
+        jax.jit(path)(ts)
+    with pytest.raises(ValueError, match="times .* are traced"):
+        jax.jit(lambda t1: pyode.solve(_rotation, y0, t0=0.0, t1=t1, solver="rk4", dt=0.1).final)(1.0)
+    traced = jax.jit(functools.partial(path, max_steps=11))(ts)
+    np.testing.assert_allclose(traced, path(ts), rtol=1e-12, atol=1e-14)

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import HANG_GUARD_SECONDS
 
 from pyode import load_arrays, save_arrays
 from pyode.reference import find_julia
 
 ROOT = Path(__file__).resolve().parents[1]
-HANG_GUARD_SECONDS = 600
-"""How long a step of a workflow test may take before it counts as hung (not a speed target)."""
 
 
 def _snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -33,7 +32,7 @@ def _snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess
         env=environment,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=HANG_GUARD_SECONDS,
     )
     if check and done.returncode != 0:
         raise AssertionError(
@@ -444,12 +443,10 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
     ],
 )
 def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named):
-    start = time.perf_counter()
     result = _snakemake(
         project, "all", "-n", "--configfile", _config(project, change, "bad.yaml"), check=False
     )
     output = result.stdout + result.stderr
-    assert time.perf_counter() - start < 30
     assert result.returncode != 0
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from .. import CorruptFile, MissingFile, UserError, load_arrays, save_arrays
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -82,7 +82,7 @@ CIFAR10_FILE_BYTES = CIFAR10_RECORDS_PER_FILE * CIFAR10_RECORD_BYTES  # 30,730,0
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(UserError, RuntimeError):
     """A data set's files are neither present nor fetchable; the message says why."""
 
 
@@ -206,7 +206,7 @@ def load_mnist(folder: str | Path, *, verify: bool = True) -> ImageSplit:
     for part, name in MNIST_FILES.items():
         path = find_mnist_file(folder, name)
         if path is None:
-            raise FileNotFoundError(f"{Path(folder) / name}(.gz) is missing")
+            raise MissingFile(f"{Path(folder) / name}(.gz) is missing")
         if verify:
             verify_file(path, MNIST_SHA256[name])
         arrays[part] = read_idx(path)
@@ -387,7 +387,7 @@ def _cifar10_bytes(folder: Path, *, verify: bool) -> dict[str, tuple[str, bytes]
         return {name: (str(path), path.read_bytes()) for name, path in found.items()}
     archive = folder / CIFAR10_ARCHIVE
     if not archive.exists():
-        raise FileNotFoundError(f"{folder} lacks {cifar10_lacks(folder)}")
+        raise MissingFile(f"{folder} lacks {cifar10_lacks(folder)}")
     if verify:
         verify_cifar10_archive(archive)
     files = {}

@@ -16,8 +16,10 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
+from .. import UserError
 
-class SettingsError(ValueError):
+
+class SettingsError(UserError, ValueError):
     """A setting is unknown or has a value that is not allowed; the message names it."""
 
 

@@ -185,8 +185,7 @@ class ODEBlock(eqx.Module):
     def __call__(self, z) -> tuple[Float[Array, "b h w c+augment"], dict[str, Int[Array, ""]]]:
         if self.augment:
             z = jnp.concatenate([z, jnp.zeros(z.shape[:-1] + (self.augment,), z.dtype)], axis=-1)
-        zero, one = jnp.zeros((), z.dtype), jnp.ones((), z.dtype)
-        solution = solve(self.field, z, t0=zero, t1=one, **self.solve_options)
+        solution = solve(self.field, z, t0=0.0, t1=1.0, **self.solve_options)
         return solution.final, {"nfe_forward": solution.nfe_forward, "solver_status": solution.status}
 
 

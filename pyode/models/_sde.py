@@ -55,10 +55,16 @@ class NeuralSDE(eqx.Module):
         dt: float,
         solver: str = "euler",
         brownian: str = "virtual_tree",
+        max_steps: int | None = None,
     ) -> Solution:
-        """One path from `y0` saved at `ts`, on the Brownian path of `key` (`pyode.solve_sde`)."""
-        path = brownian_path(brownian, float(ts[0]), float(ts[-1]), y0.shape, key=key, dt=dt, dtype=y0.dtype)
-        return solve_sde(self.drift, self.diffusion, y0, ts, brownian=path, dt=dt, solver=solver)
+        """One path from `y0` saved at `ts`, on the Brownian path of `key` (`pyode.solve_sde`).
+
+        Works under `jax.jit` and `jax.vmap`; traced save times need `max_steps`.
+        """
+        path = brownian_path(brownian, ts[0], ts[-1], y0.shape, key=key, dt=dt, dtype=y0.dtype)
+        return solve_sde(
+            self.drift, self.diffusion, y0, ts, brownian=path, dt=dt, solver=solver, max_steps=max_steps
+        )
 
 
 def transition_nll(model: NeuralSDE, batch) -> tuple[Float[Array, ""], dict]:

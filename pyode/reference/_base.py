@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import code_label
+from .. import UserError, code_label
 from ._case import Case
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(UserError, RuntimeError):
     """This backend cannot run on this machine (the message says why)."""
 
 
