@@ -64,6 +64,22 @@ def test_scratch_imports_no_autodiff_library():
             )
 
 
+LIBRARY_MODULES = ("torch", "torchdiffeq", "torchode", "scipy", "juliacall", "juliapkg", "diffrax", "optax")
+"""The libraries the benchmarks compare (and pyode's solver and optimiser libraries): their code lives in
+`pyode.reference`, one module per library."""
+LIBRARY_NAMES = ("pyode.scratch", "pyode.train", "pyode.solve", "pyode.counting", "pyode.SOLVERS")
+"""pyode's own solvers, training loop and counters, as a library of the comparison."""
+
+
+@pytest.mark.parametrize("package", ["bench", "crossval"])
+def test_bench_and_crossval_hold_no_library_specific_code(package):
+    """They orchestrate, measure and report; each library is looked up by name in `pyode.reference`."""
+    for path in (PACKAGE / package).glob("*.py"):
+        for name in _imports(path):
+            assert name.split(".")[0] not in LIBRARY_MODULES, f"{path.name} imports {name}"
+            assert not name.startswith(LIBRARY_NAMES), f"{path.name} imports {name}"
+
+
 def test_schema_names_are_the_registries():
     import pyode
     from pyode import bench, reference, scratch
