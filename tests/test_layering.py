@@ -56,6 +56,40 @@ def test_layers_and_public_names(path):
             assert owner == own_package, f"{module} imports {name}, private to {owner}"
 
 
+LAYERS = (
+    ("cli",),
+    ("experiments",),
+    ("crossval", "bench"),
+    ("plots",),
+    ("reference",),
+    ("train",),
+    ("models", "data", "scratch"),
+    ("pyode",),
+)
+"""docs/architecture.md's layers, top first; `pyode` is the root modules (solve, counting, files, ...)."""
+
+
+def _package(module: str) -> str:
+    """The layer's name of a module: its subpackage of pyode, `cli`, or `pyode` for the root modules."""
+    parts = module.split(".")
+    if len(parts) > 1 and (parts[1] == "cli" or (PACKAGE / parts[1]).is_dir()):
+        return parts[1]
+    return "pyode"
+
+
+def test_packages_import_only_lower_layers():
+    """Every import between pyode's packages points down the layers: no upward arrow, so no cycle."""
+    rank = {package: level for level, layer in enumerate(LAYERS) for package in layer}
+    for path in SOURCES:
+        source = _package(_module_name(path))
+        for name in _imports(path):
+            target = _package(name) if name.startswith("pyode") else None
+            if target is not None and target != source:
+                assert rank[target] > rank[source], (
+                    f"{_module_name(path)} ({source}) imports {name} ({target})"
+                )
+
+
 def test_scratch_imports_no_autodiff_library():
     for path in (PACKAGE / "scratch").glob("*.py"):
         for name in _imports(path):
