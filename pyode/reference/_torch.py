@@ -252,7 +252,17 @@ def torch_training_step(
     return TrainingStep(library, method, run, gradient, count, evaluate, evaluate_vjp, continuous=continuous)
 
 
-class TorchdiffeqLibrary(AbstractLibrary):
+class AbstractTorchLibrary(AbstractLibrary):
+    """A PyTorch library: its field is `torch_field`'s module, and torch gets JAX's CPU threads."""
+
+    def field(self, case: Case, *, final: str | None = None):
+        return torch_field_with_final(case, final)[0]
+
+    def set_threads(self, threads: int) -> None:
+        set_torch_threads(threads)
+
+
+class TorchdiffeqLibrary(AbstractTorchLibrary):
     """torchdiffeq in the benchmarks: `odeint`, `odeint_adjoint` (and its seminorm) then
     `loss.backward()`; `odeint` under `torch.no_grad` for the work-precision study."""
 
@@ -261,12 +271,6 @@ class TorchdiffeqLibrary(AbstractLibrary):
     seminorm = ("odeint_adjoint-seminorm",)
     precision_solvers = TORCHDIFFEQ_SOLVERS
     precision_note = "torchdiffeq.odeint under torch.no_grad; interpolates at save times"
-
-    def field(self, case: Case, *, final: str | None = None):
-        return torch_field_with_final(case, final)[0]
-
-    def set_threads(self, threads: int) -> None:
-        set_torch_threads(threads)
 
     def training_step(self, problem: Problem, method: str, *, count_every: int) -> TrainingStep:
         import torch

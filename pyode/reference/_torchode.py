@@ -23,9 +23,9 @@ from importlib.metadata import version
 
 from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
-from ._library import AbstractLibrary, MethodUnavailable, PrecisionRunner, TrainingStep, one_line
+from ._library import MethodUnavailable, PrecisionRunner, TrainingStep, one_line
 from ._problem import Problem
-from ._torch import set_torch_threads, torch_field, torch_field_with_final, torch_training_step
+from ._torch import AbstractTorchLibrary, torch_field, torch_training_step
 
 TORCHODE_METHODS = {"dopri5": "Dopri5", "tsit5": "Tsit5", "heun": "Heun"}
 """pyode's solver names that torchode has (adaptive ones), by torchode's class name."""
@@ -134,7 +134,7 @@ class TorchodeBackend(AbstractBackend):
         return once
 
 
-class TorchodeLibrary(AbstractLibrary):
+class TorchodeLibrary(AbstractTorchLibrary):
     """torchode in the benchmarks: `AutoDiffAdjoint` (backpropagation through the solver), eager or under
     `torch.compile`, on adaptive problems only (its fixed-step controller is left out); eager under
     `torch.no_grad` for the work-precision study."""
@@ -147,12 +147,6 @@ class TorchodeLibrary(AbstractLibrary):
         "torchode.AutoDiffAdjoint with its IntegralController, eager, under torch.no_grad; every "
         "sample its own step size and error norm (NFE: batched evaluations)"
     )
-
-    def field(self, case: Case, *, final: str | None = None):
-        return torch_field_with_final(case, final)[0]
-
-    def set_threads(self, threads: int) -> None:
-        set_torch_threads(threads)
 
     def training_step(self, problem: Problem, method: str, *, count_every: int) -> TrainingStep:
         """The compiled step is compiled here, by a first call (45-160 s on the 2-core development
