@@ -323,12 +323,13 @@ def test_work_precision_on_a_tiny_grid_writes_json_figure_and_table(tmp_path):
 
 def test_work_precision_records_failures_and_skips_what_cannot_run(monkeypatch):
     from pyode.bench import _precision, precision_problem, work_precision
+    from pyode.reference import get_library
 
-    def missing(problem, solver):
+    def missing(case, solver, **options):
         raise ImportError("No module named 'torchode'")
 
     monkeypatch.setattr(_precision, "MAX_STEPS", 5)
-    monkeypatch.setitem(_precision.RUNNERS, "torchode", missing)
+    monkeypatch.setattr(get_library("torchode"), "precision_runner", missing)
     problem = precision_problem("vdp", tiny_precision_settings())
     result = work_precision(
         problem,
@@ -356,6 +357,7 @@ def test_work_precision_problems_are_the_published_ones():
     import torch
 
     from pyode.bench import precision_problem
+    from pyode.reference import get_library
 
     settings = tiny_precision_settings()
     vdp = precision_problem("vdp", settings)
@@ -374,12 +376,16 @@ def test_work_precision_problems_are_the_published_ones():
     np.testing.assert_array_equal(neural.case.y0, expected_y0)
     y = neural.case.y0
     expected = np.asarray(jax.vmap(mlp)(y.astype(np.float32)), np.float64)
+
+    def field(library):
+        return get_library(library).field(neural.case, final=neural.final)
+
     got = {
-        "pyode": np.asarray(neural.pyode_field()(0.0, y)),
-        "torch": neural.torch_field()[0](torch.zeros(3, 1, dtype=torch.float64), torch.tensor(y))
+        "pyode": np.asarray(field("pyode")(0.0, y)),
+        "torch": field("torchdiffeq")(torch.zeros(3, 1, dtype=torch.float64), torch.tensor(y))
         .detach()
         .numpy(),
-        "numpy": neural.numpy_field()(0.0, y),
+        "numpy": field("scratch")(0.0, y),
     }
     for library, value in got.items():
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6, err_msg=library)

@@ -56,12 +56,62 @@ def test_layers_and_public_names(path):
             assert owner == own_package, f"{module} imports {name}, private to {owner}"
 
 
+LAYERS = (
+    ("cli",),
+    ("experiments",),
+    ("crossval", "bench"),
+    ("plots",),
+    ("reference",),
+    ("train",),
+    ("models", "data", "scratch"),
+    ("pyode",),
+)
+"""docs/architecture.md's layers, top first; `pyode` is the root modules (solve, counting, files, ...)."""
+
+
+def _package(module: str) -> str:
+    """The layer's name of a module: its subpackage of pyode, `cli`, or `pyode` for the root modules."""
+    parts = module.split(".")
+    if len(parts) > 1 and (parts[1] == "cli" or (PACKAGE / parts[1]).is_dir()):
+        return parts[1]
+    return "pyode"
+
+
+def test_packages_import_only_lower_layers():
+    """Every import between pyode's packages points down the layers: no upward arrow, so no cycle."""
+    rank = {package: level for level, layer in enumerate(LAYERS) for package in layer}
+    for path in SOURCES:
+        source = _package(_module_name(path))
+        for name in _imports(path):
+            target = _package(name) if name.startswith("pyode") else None
+            if target is not None and target != source:
+                assert rank[target] > rank[source], (
+                    f"{_module_name(path)} ({source}) imports {name} ({target})"
+                )
+
+
 def test_scratch_imports_no_autodiff_library():
     for path in (PACKAGE / "scratch").glob("*.py"):
         for name in _imports(path):
             assert name.split(".")[0] not in ("jax", "equinox", "diffrax", "optax", "torch"), (
                 f"{path}: {name}"
             )
+
+
+LIBRARY_MODULES = ("torch", "torchdiffeq", "torchode", "scipy", "juliacall", "juliapkg", "diffrax", "optax")
+"""The libraries the benchmarks compare (and pyode's solver and optimiser libraries): their code lives in
+`pyode.reference`, one module per library."""
+LIBRARY_NAMES = ("pyode.scratch", "pyode.train", "pyode.solve", "pyode.counting", "pyode.SOLVERS")
+"""pyode's own solvers, training loop and counters, as a library of the comparison."""
+
+
+@pytest.mark.parametrize("package", ["bench", "crossval"])
+def test_bench_and_crossval_hold_no_library_specific_code(package):
+    """They orchestrate, measure and report; each library is looked up by name in `pyode.reference`."""
+    for path in (PACKAGE / package).glob("*.py"):
+        for name in _imports(path):
+            assert name.split(".")[0] not in LIBRARY_MODULES, f"{path.name} imports {name}"
+            assert not name.startswith(LIBRARY_NAMES), f"{path.name} imports {name}"
 
 
 def test_schema_names_are_the_registries():

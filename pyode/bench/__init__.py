@@ -1,10 +1,16 @@
 """Benchmarks: pyode against torchdiffeq, torchode, SciPy and the scratch solvers on identical problems
-(docs/bench.md): training steps, compile time, scaling, and work-precision diagrams."""
+(docs/bench.md): training steps, compile time, scaling, and work-precision diagrams.
 
+This package orchestrates, measures and reports; each library's code (its training step and its
+work-precision solves) lives with it in `pyode.reference`, found by name (`get_library`).
+`Problem`, `TrainingStep` and `MethodUnavailable` are `pyode.reference`'s, named here too.
+"""
+
+from ..reference import MethodUnavailable as MethodUnavailable
+from ..reference import Problem as Problem
+from ..reference import TrainingStep as TrainingStep
 from ._cli import main as main
 from ._libraries import METHODS as METHODS
-from ._libraries import MethodUnavailable as MethodUnavailable
-from ._libraries import TrainingStep as TrainingStep
 from ._libraries import applicable_methods as applicable_methods
 from ._libraries import prepare as prepare
 from ._measure import compile_times as compile_times
@@ -19,7 +25,6 @@ from ._precision import check_precision_solvers as check_precision_solvers
 from ._precision import library_solvers as library_solvers
 from ._precision import precision_problem as precision_problem
 from ._precision import work_precision as work_precision
-from ._problems import Problem as Problem
 from ._problems import make_problem as make_problem
 from ._problems import sequence_problem as sequence_problem
 from ._problems import spiral_problem as spiral_problem

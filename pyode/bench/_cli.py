@@ -4,7 +4,9 @@ import argparse
 import json
 from pathlib import Path
 
-LIBRARIES = ("pyode", "torchdiffeq", "torchode", "scratch")
+from ._libraries import METHODS
+
+LIBRARIES = tuple(METHODS)
 
 
 def _problems(path: str) -> dict:
@@ -274,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run one `pyode bench` subcommand."""
-    from ._measure import set_torch_threads
+    from ._measure import set_library_threads
 
     args = build_parser().parse_args(argv)
     if args.command not in ("plot", "precision-table"):
-        set_torch_threads()
+        set_library_threads()
     args.func(args)

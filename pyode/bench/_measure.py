@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from ._libraries import MethodUnavailable, applicable_methods, prepare
-from ._problems import Problem, spiral_problem
+from ..reference import MethodUnavailable, Problem
+from ._libraries import applicable_methods, prepare
+from ._problems import spiral_problem
 from ._timing import machine_info, measure, peak_rss_bytes
 
 SCHEMA_VERSION = 1
@@ -29,15 +30,13 @@ SPEEDUP_PAIRS = (
 """(pyode, other): speed-ups reported as other's median step time over pyode's; like for like first."""
 
 
-def set_torch_threads() -> None:
-    """Give torch the same CPU threads as JAX (`pyode --threads N`, else every core), if torch is here."""
-    try:
-        import torch
-    except ImportError:
-        return
+def set_library_threads() -> None:
+    """Give every library the same CPU threads as JAX (`pyode --threads N`, else every core)."""
+    from ..reference import LIBRARIES
     from ._timing import threads
 
-    torch.set_num_threads(threads())
+    for library in LIBRARIES.values():
+        library.set_threads(threads())
 
 
 def _skipped(library: str, method: str, error: Exception) -> dict:

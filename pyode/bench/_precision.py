@@ -25,19 +25,17 @@ Problems (`precision_problem`):
 
 import sys
 import time
-import warnings
 
 import numpy as np
 
+from ..reference import Case, get_library, one_line, save_time_solution, vdp_cycle
 from ._problems import spiral_problem
 from ._timing import machine_info, measure
 
 SCHEMA_VERSION = 1
 PRECISION_PROBLEMS = ("vdp", "neural_ode", "spiral")
 PRECISION_SOLVERS = {
-    "torchdiffeq": ("dopri5", "dopri8", "bosh3"),
-    "torchode": ("dopri5", "tsit5", "heun"),
-    "scipy": ("RK23", "RK45", "DOP853"),
+    name: get_library(name).precision_solvers for name in ("torchdiffeq", "torchode", "scipy")
 }
 """The solvers the work-precision study can run in each library besides pyode (its adaptive
 `pyode.SOLVERS`) and scratch (its adaptive `pyode.scratch.TABLEAUS`)."""
@@ -49,19 +47,7 @@ ERROR = "max over save times, batch entries and state components of |y - y_refer
 
 def library_solvers(library: str) -> tuple[str, ...]:
     """The solvers `library` offers to the work-precision study."""
-    if library == "pyode":
-        from .. import SOLVERS
-
-        return tuple(name for name, spec in SOLVERS.items() if spec.adaptive)
-    if library == "scratch":
-        from ..scratch import TABLEAUS
-
-        return tuple(name for name, tableau in TABLEAUS.items() if tableau.b_error is not None)
-    if library not in PRECISION_SOLVERS:
-        raise ValueError(
-            f"unknown library {library!r}; choose one of pyode, scratch, {', '.join(PRECISION_SOLVERS)}"
-        )
-    return PRECISION_SOLVERS[library]
+    return get_library(library).precision_solvers
 
 
 def check_precision_solvers(solvers: dict) -> None:
@@ -101,58 +87,8 @@ class PrecisionProblem:
             "dtype": "float64",
         }
 
-    # Each library's field, built from the case by `pyode.reference`'s adapters.
-
-    def pyode_field(self):
-        import equinox as eqx
-        import jax.numpy as jnp
-
-        from ..reference import pyode_field
-
-        field = pyode_field(self.case)
-        if self.final is None:
-            return field
-
-        class FinalTanh(eqx.Module):
-            field: eqx.Module
-
-            def __call__(self, t, y):
-                return jnp.tanh(self.field(t, y))
-
-        return FinalTanh(field)
-
-    def torch_field(self):
-        """(the torch module, the `torch_field` module inside it that counts evaluations in `.calls`)."""
-        import torch
-
-        from ..reference import torch_field
-
-        field = torch_field(self.case)
-        if self.final is None:
-            return field, field
-
-        class FinalTanh(torch.nn.Module):
-            def __init__(self, field):
-                super().__init__()
-                self.field = field
-
-            def forward(self, t, y):
-                return torch.tanh(self.field(t, y))
-
-        return FinalTanh(field), field
-
-    def numpy_field(self):
-        from ..reference import scratch_field
-
-        field = scratch_field(self.case)
-        if self.final is None:
-            return field
-        return lambda t, y: np.tanh(field(t, y))
-
 
 def _case(name: str, field: dict, params: dict, y0: np.ndarray, ts: np.ndarray, source: str):
-    from ..reference import Case
-
     return Case(
         name=name,
         field=field,
@@ -165,32 +101,6 @@ def _case(name: str, field: dict, params: dict, y0: np.ndarray, ts: np.ndarray, 
         solvers={"pyode": "dopri5", "torchdiffeq": "dopri5", "scipy": "DOP853"},
         source=source,
     )
-
-
-def vdp_cycle(mu: float, batch: int, *, tolerance: float = 1e-12) -> tuple[np.ndarray, float]:
-    """(`batch` states on the Van der Pol limit cycle, evenly spread in time over half a period from
-    the cycle's largest x, the period), by SciPy's DOP853 at `tolerance`: from (2, 0), 10 settling
-    periods, then the period as the time between the next two maxima of x."""
-    from scipy.integrate import solve_ivp
-
-    def f(t, y):
-        return [y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]]
-
-    def maximum(t, y):  # v = dx/dt crosses 0 downward: x is largest
-        return y[1]
-
-    maximum.direction = -1
-    approximate = (3 - 2 * np.log(2)) * mu + 2 * np.pi * mu ** (-1 / 3)
-    options = dict(method="DOP853", rtol=tolerance, atol=tolerance)
-    settled = solve_ivp(f, (0.0, 10 * approximate), [2.0, 0.0], **options).y[:, -1]
-    cycles = solve_ivp(f, (0.0, 3 * approximate), settled, events=maximum, **options)
-    times, states = cycles.t_events[0], cycles.y_events[0]
-    if len(times) < 2:
-        raise RuntimeError("the Van der Pol solution did not reach two maxima of x in three periods")
-    period = float(times[1] - times[0])
-    offsets = period * np.arange(batch) / (2 * batch)
-    spread = solve_ivp(f, (0.0, period), states[0], t_eval=offsets, **options)
-    return spread.y.T.copy(), period
 
 
 def precision_problem(name: str, settings: dict) -> PrecisionProblem:
@@ -254,201 +164,14 @@ def precision_problem(name: str, settings: dict) -> PrecisionProblem:
     return PrecisionProblem(case, None, description)
 
 
-# A runner: (problem, solver) -> at(rtol, atol) -> (result, call): `result()` gives (ys (time, batch,
-# dim), NFE) and raises on a failed solve; `call()` is the solve alone, blocking, for timing.
-
-
-def _pyode_runner(problem: PrecisionProblem, solver: str, *, steps_at_save_times: bool = False):
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
-
-    from .. import SOLVERS, counting, solve, status_message
-
-    field = problem.pyode_field()
-    y0, ts = jnp.asarray(problem.case.y0), jnp.asarray(problem.case.ts)
-    implicit = SOLVERS[solver].implicit
-
-    def make(count: bool):
-        @eqx.filter_jit
-        def run(field, y0, rtol, atol):
-            solution = solve(
-                field,
-                y0,
-                ts,
-                solver=solver,
-                rtol=rtol,
-                atol=atol,
-                max_steps=MAX_STEPS,
-                steps_at_save_times=steps_at_save_times,
-                count_evaluations=count,
-                throw=False,
-            )
-            return solution.ys, solution.nfe_forward, solution.status
-
-        return run
-
-    bare, counted = make(False), make(True) if implicit else None
-
-    def at(rtol: float, atol: float):
-        tolerances = jnp.asarray(rtol, y0.dtype), jnp.asarray(atol, y0.dtype)
-
-        def call():
-            return jax.block_until_ready(bare(field, y0, *tolerances))
-
-        def result():
-            ys, nfe, status = call()
-            if int(status):
-                raise RuntimeError(f"pyode {solver}: {status_message(int(status))}")
-            if implicit:
-                with counting() as counts:
-                    jax.block_until_ready(counted(field, y0, *tolerances))
-                nfe = counts.forward
-            return np.asarray(ys), int(nfe)
-
-        return result, call
-
-    return at
-
-
-def _torchdiffeq_runner(problem: PrecisionProblem, solver: str):
-    import torch
-    import torchdiffeq
-
-    field, counter = problem.torch_field()
-    y0, ts = torch.tensor(problem.case.y0), torch.tensor(problem.case.ts)
-
-    def at(rtol: float, atol: float):
-        def call():
-            with torch.no_grad():
-                return torchdiffeq.odeint(field, y0, ts, rtol=rtol, atol=atol, method=solver)
-
-        def result():
-            counter.calls = 0
-            ys = call()
-            return ys.numpy().copy(), int(counter.calls)
-
-        return result, call
-
-    return at
-
-
-def _torchode_runner(problem: PrecisionProblem, solver: str):
-    import torch
-
-    from ..reference import torchode_solver
-
-    field, _ = problem.torch_field()
-    y0, ts = torch.tensor(problem.case.y0), torch.tensor(problem.case.ts)
-
-    def at(rtol: float, atol: float):
-        solve = torchode_solver(field, solver, rtol, atol, max_steps=MAX_STEPS)
-
-        def call():
-            with torch.no_grad():
-                return solve(y0, ts)
-
-        def result():
-            solution = call()
-            return solution.ys.transpose(0, 1).numpy().copy(), int(solution.stats["n_f_evals"].max())
-
-        return result, call
-
-    return at
-
-
-def _scipy_runner(problem: PrecisionProblem, solver: str):
-    from scipy.integrate import solve_ivp
-
-    field, case = problem.numpy_field(), problem.case
-    shape = case.y0.shape
-    span = (float(case.ts[0]), float(case.ts[-1]))
-
-    def f(t, y):
-        return field(t, y.reshape(shape)).ravel()
-
-    def at(rtol: float, atol: float):
-        def call():
-            solution = solve_ivp(
-                f, span, case.y0.ravel(), method=solver, t_eval=case.ts, rtol=rtol, atol=atol
-            )
-            if not solution.success:
-                raise RuntimeError(f"scipy {solver}: {solution.message}")
-            return solution
-
-        def result():
-            solution = call()
-            return solution.y.T.reshape((len(case.ts),) + shape), int(solution.nfev)
-
-        return result, call
-
-    return at
-
-
-def _scratch_runner(problem: PrecisionProblem, solver: str):
-    from ..scratch import odeint
-
-    field, case = problem.numpy_field(), problem.case
-
-    def at(rtol: float, atol: float):
-        def call():
-            return odeint(field, case.y0, case.ts, method=solver, rtol=rtol, atol=atol, max_steps=MAX_STEPS)
-
-        def result():
-            solution = call()
-            return solution.ys, int(solution.nfe)
-
-        return result, call
-
-    return at
-
-
-RUNNERS = {
-    "pyode": _pyode_runner,
-    "torchdiffeq": _torchdiffeq_runner,
-    "torchode": _torchode_runner,
-    "scipy": _scipy_runner,
-    "scratch": _scratch_runner,
-}
-NOTES = {
-    "pyode": "pyode.solve (Diffrax), jitted once with the tolerances as arguments; interpolates at "
-    "save times",
-    "torchdiffeq": "torchdiffeq.odeint under torch.no_grad; interpolates at save times",
-    "torchode": "torchode.AutoDiffAdjoint with its IntegralController, eager, under torch.no_grad; every "
-    "sample its own step size and error norm (NFE: batched evaluations)",
-    "scipy": "scipy.integrate.solve_ivp on the flattened batch (one system), NumPy field; t_eval by its "
-    "dense output",
-    "scratch": "pyode.scratch.odeint (NumPy); steps onto every save time (no interpolation)",
-}
-
-
 def reference_solution(
     problem: PrecisionProblem, tolerance: float, *, check: bool = True
 ) -> tuple[np.ndarray, dict]:
     """(ys (time, batch, dim), its description): SciPy's DOP853 from save time to save time at
     `tolerance`; with `check`, its largest difference from pyode's dopri8 stepping onto every save
     time at the same tolerance (`check_difference`, the floor below which errors say nothing)."""
-    from scipy.integrate import solve_ivp
-
-    field, case = problem.numpy_field(), problem.case
-    shape = case.y0.shape
-
-    def f(t, y):
-        return field(t, y.reshape(shape)).ravel()
-
     tic = time.perf_counter()
-    ys, nfe = [case.y0.ravel()], 0
-    for t0, t1 in zip(case.ts[:-1], case.ts[1:], strict=True):
-        with warnings.catch_warnings():  # SciPy's notice that it raises rtol to 100 epsilons
-            warnings.filterwarnings("ignore", message=".*rtol.*too small", category=UserWarning)
-            piece = solve_ivp(
-                f, (float(t0), float(t1)), ys[-1], method="DOP853", rtol=tolerance, atol=tolerance
-            )
-        if not piece.success:
-            raise RuntimeError(f"the reference solve failed: {piece.message}")
-        ys.append(piece.y[:, -1])
-        nfe += int(piece.nfev)
-    reference = np.stack(ys).reshape((len(case.ts),) + shape)
+    reference, nfe = save_time_solution(problem.case, tolerance, final=problem.final)
     seconds = time.perf_counter() - tic
     info = {
         "method": "scipy.integrate.solve_ivp(DOP853) from save time to save time (each save time a step's "
@@ -459,8 +182,10 @@ def reference_solution(
         "largest_state": float(np.max(np.abs(reference))),
     }
     if check:
-        result, _ = _pyode_runner(problem, "dopri8", steps_at_save_times=True)(tolerance, tolerance)
-        checked, _ = result()
+        runner = get_library("pyode").precision_runner(
+            problem.case, "dopri8", final=problem.final, max_steps=MAX_STEPS, steps_at_save_times=True
+        )
+        checked, _ = runner(tolerance, tolerance)[0]()
         info["check"] = f"pyode dopri8, steps_at_save_times=True, rtol = atol = {tolerance:g}"
         info["check_difference"] = float(np.max(np.abs(checked - reference)))
     return reference, info
@@ -493,7 +218,9 @@ def work_precision(
         for solver in names:
             base = {"library": library, "solver": solver, "name": f"{library}-{solver}"}
             try:
-                runner = RUNNERS[library](problem, solver)
+                runner = get_library(library).precision_runner(
+                    problem.case, solver, final=problem.final, max_steps=MAX_STEPS
+                )
             except ImportError as error:
                 reason = f"{type(error).__name__}: {error}"
                 points += [
@@ -516,9 +243,7 @@ def work_precision(
                     timed_point = measure(call, **timing)
                 except Exception as error:  # a failure is a point of the study
                     failed = rtol
-                    lines = [line for line in str(error).splitlines() if line.strip()]
-                    reason = f"{type(error).__name__}: {lines[0] if lines else ''}"
-                    points.append({**point, "status": "failed", "reason": reason})
+                    points.append({**point, "status": "failed", "reason": one_line(error)})
                     continue
                 difference = np.abs(ys - reference)
                 points.append(
@@ -548,7 +273,7 @@ def work_precision(
         "atol_ratio": atol_ratio,
         "error": ERROR,
         "reference": reference_info,
-        "libraries": {library: NOTES[library] for library in solvers},
+        "libraries": {library: get_library(library).precision_note for library in solvers},
         "timing": timing,
         "machine": machine_info(),
         "points": points,

@@ -1,4 +1,5 @@
-"""pyode itself (Diffrax): the implementation under test, one backend per gradient method."""
+"""pyode itself (Diffrax): the implementation under test. Its field adapter, one cross-validation backend
+per gradient method, and its library for the benchmarks (training step, work-precision solves)."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -7,6 +8,8 @@ import numpy as np
 
 from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
+from ._library import AbstractLibrary, PrecisionRunner, TrainingStep
+from ._problem import Problem
 
 
 def pyode_field(case: Case):
@@ -119,3 +122,248 @@ class PyodeBackend(AbstractBackend):
             )
 
         return once
+
+
+NETWORK_LOOP = 32
+"""pyode's network is timed as this many evaluations in one compiled loop (no dispatch per call)."""
+
+
+class PyodeLibrary(AbstractLibrary):
+    """pyode (Diffrax) in the benchmarks: the jitted training step, bare, counted and as `pyode.train` runs
+    it; `pyode.solve` jitted once with the tolerances as arguments for the work-precision study."""
+
+    name = "pyode"
+    methods = ("checkpoint", "backsolve", "backsolve-seminorm")
+    seminorm = ("backsolve-seminorm",)
+    precision_note = (
+        "pyode.solve (Diffrax), jitted once with the tolerances as arguments; interpolates at save times"
+    )
+
+    @property
+    def precision_solvers(self) -> tuple[str, ...]:
+        """pyode's adaptive solvers (`pyode.SOLVERS`)."""
+        from .. import SOLVERS
+
+        return tuple(name for name, spec in SOLVERS.items() if spec.adaptive)
+
+    def field(self, case: Case, *, final: str | None = None):
+        import equinox as eqx
+        import jax.numpy as jnp
+
+        field = pyode_field(case)
+        if final is None:
+            return field
+
+        class FinalTanh(eqx.Module):
+            field: eqx.Module
+
+            def __call__(self, t, y):
+                return jnp.tanh(self.field(t, y))
+
+        return FinalTanh(field)
+
+    def training_step(self, problem: Problem, method: str, *, count_every: int) -> TrainingStep:
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+
+        from .. import counting
+
+        field = pyode_field(problem.case())
+        options = {"solver": problem.solver, "adjoint": method, **problem.step_options()}
+
+        def compiled_step(count_evaluations: bool):
+            model, loss_fn, batch = _training_model(
+                problem, field, dict(options, count_evaluations=count_evaluations)
+            )
+            params, static = eqx.partition(model, eqx.is_inexact_array)
+
+            @jax.jit
+            def step(params, batch):
+                def loss_of(p):
+                    return loss_fn(eqx.combine(p, static), batch)
+
+                (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+                return loss, aux, grads
+
+            def memory() -> dict:
+                analysis = step.lower(params, batch).compile().memory_analysis()
+                names = ("temp_size_in_bytes", "argument_size_in_bytes", "output_size_in_bytes")
+                return {name: int(getattr(analysis, name)) for name in names}
+
+            return (lambda: jax.block_until_ready(step(params, batch))), memory
+
+        (bare, memory), (counted, _) = compiled_step(False), compiled_step(True)
+        training_step, training_cycle = _training_loop(problem, field, options, count_every)
+
+        def run() -> float:
+            return float(bare()[0])
+
+        def run_counted() -> float:
+            return float(counted()[0])
+
+        def gradient():
+            loss, _, grads = bare()
+            grads = grads.ode.field if problem.loss == "bce" else grads
+            return float(loss), [(np.asarray(w), np.asarray(b)) for w, b in grads.weights()]
+
+        def count():
+            with counting() as counts:
+                _, aux, _ = counted()
+            return int(aux["nfe_forward"]), counts.backward
+
+        y = jnp.asarray(problem.y0)
+        params, static = eqx.partition(field, eqx.is_inexact_array)
+        small = jnp.asarray(1e-6, y.dtype)
+
+        def f(p, y):
+            return eqx.combine(p, static)(0.0, y)
+
+        @jax.jit
+        def evaluations(params, y):
+            return jax.lax.fori_loop(0, NETWORK_LOOP, lambda _, y: y + small * f(params, y), y)
+
+        @jax.jit
+        def evaluations_vjp(params, y):
+            def body(_, carry):
+                y, total = carry
+                value, vjp = jax.vjp(f, params, y)
+                grad_params, grad_y = vjp(y)
+                total = jax.tree_util.tree_map(jnp.add, total, grad_params)
+                return y + small * (value + grad_y), total
+
+            zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+            return jax.lax.fori_loop(0, NETWORK_LOOP, body, (y, zeros))
+
+        return TrainingStep(
+            library=self.name,
+            method=method,
+            run=run,
+            gradient=gradient,
+            count=count,
+            evaluate=lambda: jax.block_until_ready(evaluations(params, y)),
+            evaluate_vjp=lambda: jax.block_until_ready(evaluations_vjp(params, y)),
+            network_calls=NETWORK_LOOP,
+            continuous=method in ("backsolve", "backsolve-seminorm"),
+            run_counted=run_counted,
+            training_cycle=training_cycle,
+            training_step=training_step,
+            compiled_memory=memory,
+        )
+
+    def precision_runner(
+        self,
+        case: Case,
+        solver: str,
+        *,
+        final: str | None = None,
+        max_steps: int,
+        steps_at_save_times: bool = False,
+    ) -> PrecisionRunner:
+        """`pyode.solve` jitted once; `steps_at_save_times` ends a step at every save time (no
+        interpolation). An implicit solver's NFE is counted as executed (Newton's JVPs included)."""
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+
+        from .. import SOLVERS, counting, solve, status_message
+
+        field = self.field(case, final=final)
+        y0, ts = jnp.asarray(case.y0), jnp.asarray(case.ts)
+        implicit = SOLVERS[solver].implicit
+
+        def make(count: bool):
+            @eqx.filter_jit
+            def run(field, y0, rtol, atol):
+                solution = solve(
+                    field,
+                    y0,
+                    ts,
+                    solver=solver,
+                    rtol=rtol,
+                    atol=atol,
+                    max_steps=max_steps,
+                    steps_at_save_times=steps_at_save_times,
+                    count_evaluations=count,
+                    throw=False,
+                )
+                return solution.ys, solution.nfe_forward, solution.status
+
+            return run
+
+        bare, counted = make(False), make(True) if implicit else None
+
+        def at(rtol: float, atol: float):
+            tolerances = jnp.asarray(rtol, y0.dtype), jnp.asarray(atol, y0.dtype)
+
+            def call():
+                return jax.block_until_ready(bare(field, y0, *tolerances))
+
+            def result():
+                ys, nfe, status = call()
+                if int(status):
+                    raise RuntimeError(f"pyode {solver}: {status_message(int(status))}")
+                if implicit:
+                    with counting() as counts:
+                        jax.block_until_ready(counted(field, y0, *tolerances))
+                    nfe = counts.forward
+                return np.asarray(ys), int(nfe)
+
+            return result, call
+
+        return at
+
+
+def _training_loop(problem: Problem, field, options: dict, count_every: int):
+    """(one bare step, `count_every` steps with one counted) of `pyode.train`'s stepper, Adam 1e-3."""
+    import optax
+
+    from ..train import OptaxStepper
+
+    model, loss_fn, batch = _training_model(problem, field, dict(options, throw=False))
+    stepper = OptaxStepper(model, loss_fn, optax.adam(1e-3))
+    params, opt_state = stepper.init()
+
+    def step():
+        return stepper.step(params, opt_state, batch)
+
+    def cycle():
+        stepper.count(params, opt_state, batch)
+        for _ in range(count_every):
+            stepper.step(params, opt_state, batch)
+
+    return step, cycle
+
+
+def _training_model(problem: Problem, field, options: dict):
+    """(model, loss_fn(model, batch) -> (loss, aux), batch): the spiral classifier as training builds it,
+    or the field under a mean squared error over the save times after the first."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from .. import solve
+    from ..models import NeuralODE, ODEClassifier, classifier_loss
+
+    if problem.loss == "bce":
+        t0, t1 = (float(t) for t in problem.ts)
+        dim = problem.y0.shape[1]
+        readout = eqx.nn.Linear(dim, 1, key=jax.random.PRNGKey(0))
+        readout = eqx.tree_at(
+            lambda r: (r.weight, r.bias),
+            readout,
+            (
+                jnp.asarray(problem.readout_weight)[None, :],
+                jnp.asarray([problem.readout_bias], problem.dtype),
+            ),
+        )
+        model = ODEClassifier(NeuralODE(field, t0, t1, options), readout)
+        return model, classifier_loss, (jnp.asarray(problem.y0), jnp.asarray(problem.labels))
+
+    def mean_squared_error(field, batch):
+        y0, ts, targets = batch
+        solution = solve(field, y0, ts, **options)
+        return jnp.mean((solution.ys[1:] - targets[1:]) ** 2), {"nfe_forward": solution.nfe_forward}
+
+    batch = tuple(jnp.asarray(a) for a in (problem.y0, problem.ts, problem.targets))
+    return field, mean_squared_error, batch

@@ -1,4 +1,4 @@
-"""Backends by name, and running one on a case file into a result file."""
+"""Backends and libraries by name, and running a backend on a case file into a result file."""
 
 import re
 import traceback
@@ -7,11 +7,12 @@ from pathlib import Path
 from ._base import AbstractBackend, BackendUnavailable, Result, Skipped
 from ._case import load_case
 from ._julia import DiffEqFluxBackend
-from ._pyode import PyodeBackend
-from ._scipy import ScipyBackend
-from ._scratch import ScratchBackend
-from ._torch import TorchdiffeqBackend
-from ._torchode import TorchodeBackend
+from ._library import AbstractLibrary, one_line
+from ._pyode import PyodeBackend, PyodeLibrary
+from ._scipy import ScipyBackend, ScipyLibrary
+from ._scratch import ScratchBackend, ScratchLibrary
+from ._torch import TorchdiffeqBackend, TorchdiffeqLibrary
+from ._torchode import TorchodeBackend, TorchodeLibrary
 
 BACKENDS = {
     "pyode-checkpoint": lambda julia: PyodeBackend("checkpoint"),
@@ -30,6 +31,20 @@ BACKENDS = {
     "diffeqflux-gauss": lambda julia: DiffEqFluxBackend("GaussAdjoint", julia),
 }
 """Every backend by name; each factory takes the Julia mode (auto, require, off)."""
+
+
+LIBRARIES: dict[str, AbstractLibrary] = {
+    library.name: library
+    for library in (PyodeLibrary(), TorchdiffeqLibrary(), TorchodeLibrary(), ScipyLibrary(), ScratchLibrary())
+}
+"""Every library the benchmarks compare, by name (DiffEqFlux is a cross-validation backend only)."""
+
+
+def get_library(name: str) -> AbstractLibrary:
+    """The library called `name`; a clear error lists the valid names."""
+    if name not in LIBRARIES:
+        raise ValueError(f"unknown library {name!r}; choose one of {', '.join(LIBRARIES)}")
+    return LIBRARIES[name]
 
 
 def get_backend(name: str, *, julia: str = "auto") -> AbstractBackend:
@@ -77,6 +92,4 @@ def failure_reason(error: Exception) -> str:
     """One line saying why a run broke: the innermost `SomeError: message` line of the message."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     named = [line for line in lines if re.match(r"^[\w.]*(Error|Exception): ", line)]
-    if named:
-        return named[-1]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return named[-1] if named else one_line(error)

@@ -5,8 +5,13 @@ dy/dt = f, dS/dt = J_y S, dS_theta/dt = J_y S_theta + J_theta (S(0) = I, S_theta
 and the loss gradients are sums of the cotangent against S and S_theta at the save times.
 The Jacobians of the field are written out by hand below (no autodiff); a `cnf` case's trace row
 uses `pyode.scratch`'s hand-written second derivatives.
+
+Beside the backend: SciPy's library for the benchmarks' work-precision study (`solve_ivp` on the NumPy
+field of `scratch_field`), the study's reference solution (`save_time_solution`) and the states on
+the Van der Pol limit cycle that its `vdp` problem starts from (`vdp_cycle`).
 """
 
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from importlib.metadata import version
@@ -15,6 +20,11 @@ import numpy as np
 
 from ._base import AbstractBackend, Result
 from ._case import Case
+from ._library import AbstractLibrary, PrecisionRunner
+from ._scratch import numpy_field
+
+SCIPY_SOLVERS = ("RK23", "RK45", "DOP853")
+"""The adaptive explicit methods of `solve_ivp` that the work-precision study runs."""
 
 REFERENCE_TOLERANCE = 1e-12
 """The loosest rtol and atol this backend solves at, whatever the case asks: it is the reference."""
@@ -133,8 +143,7 @@ class ScipyBackend(AbstractBackend):
         n_params = sum(sizes)
         t_span = (float(case.ts[0]), float(case.ts[-1]))
 
-        def plain(t, state):
-            return field_and_jacobians(case, t, state.reshape(batch, dim))[0].ravel()
+        plain = _flattened(lambda t, y: field_and_jacobians(case, t, y)[0], (batch, dim))
 
         def augmented(t, state):
             y = state[: batch * dim].reshape(batch, dim)
@@ -182,3 +191,102 @@ class ScipyBackend(AbstractBackend):
             )
 
         return once
+
+
+def _flattened(field, shape: tuple[int, ...]):
+    """`field(t, y)` on states of `shape` as `solve_ivp` calls it: on one flat vector (the batch as
+    one system)."""
+
+    def f(t, state):
+        return field(t, state.reshape(shape)).ravel()
+
+    return f
+
+
+class ScipyLibrary(AbstractLibrary):
+    """SciPy in the work-precision study: `solve_ivp` on the flattened batch (it has no training step)."""
+
+    name = "scipy"
+    precision_solvers = SCIPY_SOLVERS
+    precision_note = (
+        "scipy.integrate.solve_ivp on the flattened batch (one system), NumPy field; t_eval by its "
+        "dense output"
+    )
+
+    def field(self, case: Case, *, final: str | None = None):
+        return numpy_field(case, final)
+
+    def precision_runner(
+        self, case: Case, solver: str, *, final: str | None = None, max_steps: int
+    ) -> PrecisionRunner:
+        """`solve_ivp` with `t_eval` at the save times (SciPy has no step limit: `max_steps` is not used)."""
+        from scipy.integrate import solve_ivp
+
+        shape = case.y0.shape
+        f = _flattened(numpy_field(case, final), shape)
+        span = (float(case.ts[0]), float(case.ts[-1]))
+
+        def at(rtol: float, atol: float):
+            def call():
+                solution = solve_ivp(
+                    f, span, case.y0.ravel(), method=solver, t_eval=case.ts, rtol=rtol, atol=atol
+                )
+                if not solution.success:
+                    raise RuntimeError(f"scipy {solver}: {solution.message}")
+                return solution
+
+            def result():
+                solution = call()
+                return solution.y.T.reshape((len(case.ts),) + shape), int(solution.nfev)
+
+            return result, call
+
+        return at
+
+
+def save_time_solution(case: Case, tolerance: float, *, final: str | None = None) -> tuple[np.ndarray, int]:
+    """(ys (time, batch, dim), NFE): SciPy's DOP853 at rtol = atol = `tolerance` from save time to save
+    time, so that every save time is the end of a step (no dense-output interpolation). SciPy raises
+    an rtol below 100 machine epsilons to that, silently here."""
+    from scipy.integrate import solve_ivp
+
+    shape = case.y0.shape
+    f = _flattened(numpy_field(case, final), shape)
+    ys, nfe = [case.y0.ravel()], 0
+    for t0, t1 in zip(case.ts[:-1], case.ts[1:], strict=True):
+        with warnings.catch_warnings():  # SciPy's notice that it raises rtol to 100 epsilons
+            warnings.filterwarnings("ignore", message=".*rtol.*too small", category=UserWarning)
+            piece = solve_ivp(
+                f, (float(t0), float(t1)), ys[-1], method="DOP853", rtol=tolerance, atol=tolerance
+            )
+        if not piece.success:
+            raise RuntimeError(f"the reference solve failed: {piece.message}")
+        ys.append(piece.y[:, -1])
+        nfe += int(piece.nfev)
+    return np.stack(ys).reshape((len(case.ts),) + shape), nfe
+
+
+def vdp_cycle(mu: float, batch: int, *, tolerance: float = 1e-12) -> tuple[np.ndarray, float]:
+    """(`batch` states on the Van der Pol limit cycle, evenly spread in time over half a period from
+    the cycle's largest x, the period), by SciPy's DOP853 at `tolerance`: from (2, 0), 10 settling
+    periods, then the period as the time between the next two maxima of x."""
+    from scipy.integrate import solve_ivp
+
+    def f(t, y):
+        return [y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]]
+
+    def maximum(t, y):  # v = dx/dt crosses 0 downward: x is largest
+        return y[1]
+
+    maximum.direction = -1
+    approximate = (3 - 2 * np.log(2)) * mu + 2 * np.pi * mu ** (-1 / 3)
+    options = dict(method="DOP853", rtol=tolerance, atol=tolerance)
+    settled = solve_ivp(f, (0.0, 10 * approximate), [2.0, 0.0], **options).y[:, -1]
+    cycles = solve_ivp(f, (0.0, 3 * approximate), settled, events=maximum, **options)
+    times, states = cycles.t_events[0], cycles.y_events[0]
+    if len(times) < 2:
+        raise RuntimeError("the Van der Pol solution did not reach two maxima of x in three periods")
+    period = float(times[1] - times[0])
+    offsets = period * np.arange(batch) / (2 * batch)
+    spread = solve_ivp(f, (0.0, period), states[0], t_eval=offsets, **options)
+    return spread.y.T.copy(), period

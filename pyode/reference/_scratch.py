@@ -1,4 +1,8 @@
-"""pyode.scratch: the from-scratch NumPy solver and hand-written continuous adjoint."""
+"""pyode.scratch: the from-scratch NumPy solver and hand-written continuous adjoint.
+
+Its field adapter (`scratch_field`, also SciPy's), its cross-validation backend and its library for
+the benchmarks (training step by the hand-written adjoint, work-precision solves).
+"""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -7,6 +11,8 @@ import numpy as np
 
 from ._base import AbstractBackend, Result
 from ._case import Case
+from ._library import AbstractLibrary, PrecisionRunner, TrainingStep
+from ._problem import Problem
 
 
 def scratch_field(case: Case):
@@ -23,6 +29,14 @@ def scratch_field(case: Case):
         time_input=bool(case.field["time_input"]),
     )
     return scratch.ScratchCNF(field) if case.field["kind"] == "cnf" else field
+
+
+def numpy_field(case: Case, final: str | None = None):
+    """`scratch_field` of the case, its output through `final` (None or tanh) if given."""
+    field = scratch_field(case)
+    if final is None:
+        return field
+    return lambda t, y: np.tanh(field(t, y))
 
 
 class ScratchBackend(AbstractBackend):
@@ -73,3 +87,98 @@ class ScratchBackend(AbstractBackend):
             )
 
         return once
+
+
+class ScratchLibrary(AbstractLibrary):
+    """The scratch solvers in the benchmarks: `adjoint_gradients` (the hand-written continuous adjoint)
+    with the loss's dL/dys written out in NumPy; `pyode.scratch.odeint` for the work-precision study."""
+
+    name = "scratch"
+    methods = ("adjoint",)
+    precision_note = "pyode.scratch.odeint (NumPy); steps onto every save time (no interpolation)"
+
+    @property
+    def precision_solvers(self) -> tuple[str, ...]:
+        """The adaptive tableaus of `pyode.scratch.TABLEAUS`."""
+        from ..scratch import TABLEAUS
+
+        return tuple(name for name, tableau in TABLEAUS.items() if tableau.b_error is not None)
+
+    def field(self, case: Case, *, final: str | None = None):
+        return numpy_field(case, final)
+
+    def training_step(self, problem: Problem, method: str, *, count_every: int) -> TrainingStep:
+        from ..scratch import adjoint_gradients, unflatten_weights
+
+        field = scratch_field(problem.case())
+        loss = _numpy_loss(problem)
+
+        def gradients():
+            return adjoint_gradients(
+                field, problem.y0, problem.ts, loss, method=problem.solver, **problem.step_options()
+            )
+
+        def gradient():
+            result = gradients()
+            return result.loss, unflatten_weights(result.grad_theta, field.weights)
+
+        def count():
+            result = gradients()
+            return result.nfe_forward, result.nfe_backward
+
+        cotangent = np.ones_like(problem.y0)
+        return TrainingStep(
+            library=self.name,
+            method=method,
+            run=lambda: gradients().loss,
+            gradient=gradient,
+            count=count,
+            evaluate=lambda: field(0.0, problem.y0),
+            evaluate_vjp=lambda: field.vjp(0.0, problem.y0, cotangent),
+            continuous=True,
+        )
+
+    def precision_runner(
+        self, case: Case, solver: str, *, final: str | None = None, max_steps: int
+    ) -> PrecisionRunner:
+        from ..scratch import odeint
+
+        field = numpy_field(case, final)
+
+        def at(rtol: float, atol: float):
+            def call():
+                return odeint(
+                    field, case.y0, case.ts, method=solver, rtol=rtol, atol=atol, max_steps=max_steps
+                )
+
+            def result():
+                solution = call()
+                return solution.ys, int(solution.nfe)
+
+            return result, call
+
+        return at
+
+
+def _numpy_loss(problem: Problem):
+    """The problem's loss as the scratch adjoint takes it: ys -> (L, dL/dys)."""
+    if problem.loss == "bce":
+        w, b, labels = problem.readout_weight, problem.readout_bias, problem.labels
+
+        def bce(ys):
+            logits = ys[-1] @ w + b
+            value = float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+            grad = np.zeros_like(ys)
+            grad[-1] = np.outer((1.0 / (1.0 + np.exp(-logits)) - labels) / len(labels), w)
+            return value, grad
+
+        return bce
+    targets = problem.targets
+    count = targets[1:].size
+
+    def mse(ys):
+        difference = ys - targets
+        difference[0] = 0.0
+        return float(np.sum(difference**2) / count), 2.0 * difference / count
+
+    return mse

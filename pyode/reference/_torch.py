@@ -1,4 +1,9 @@
-"""torchdiffeq (PyTorch): `odeint` (backpropagation through the solver) and `odeint_adjoint`."""
+"""torchdiffeq (PyTorch): `odeint` (backpropagation through the solver) and `odeint_adjoint`.
+
+The torch field adapter (`torch_field`, torchode's too), the cross-validation backend, and the library
+for the benchmarks: the training step of a torch library (`torch_training_step`, shared with
+torchode) and torchdiffeq's work-precision solves.
+"""
 
 import importlib.util
 from collections.abc import Callable
@@ -6,6 +11,11 @@ from importlib.metadata import version
 
 from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
+from ._library import AbstractLibrary, PrecisionRunner, TrainingStep
+from ._problem import Problem
+
+TORCHDIFFEQ_SOLVERS = ("dopri5", "dopri8", "bosh3")
+"""The adaptive solvers of torchdiffeq that the work-precision study runs."""
 
 
 def torch_field(case: Case):
@@ -135,3 +145,175 @@ class TorchdiffeqBackend(AbstractBackend):
             )
 
         return once
+
+
+def torch_field_with_final(case: Case, final: str | None):
+    """(the torch module of `case`, its output through `final` (None or tanh); the `torch_field`
+    module inside it, which counts evaluations in `.calls`)."""
+    import torch
+
+    field = torch_field(case)
+    if final is None:
+        return field, field
+
+    class FinalTanh(torch.nn.Module):
+        def __init__(self, field):
+            super().__init__()
+            self.field = field
+
+        def forward(self, t, y):
+            return torch.tanh(self.field(t, y))
+
+    return FinalTanh(field), field
+
+
+def set_torch_threads(threads: int) -> None:
+    """Give torch `threads` CPU threads, if torch is here."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def _torch_loss(problem: Problem):
+    """(loss of ys (time, batch, dim), the readout's tensors to zero before a step) in torch."""
+    import torch
+
+    if problem.loss == "bce":
+        dtype = getattr(torch, problem.dtype)
+        readout_weight = torch.tensor(problem.readout_weight, requires_grad=True)
+        readout_bias = torch.tensor(problem.readout_bias, dtype=dtype, requires_grad=True)
+        labels = torch.tensor(problem.labels)
+
+        def bce(ys):
+            logits = ys[-1] @ readout_weight + readout_bias
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+        return bce, [readout_weight, readout_bias]
+    targets = torch.tensor(problem.targets)
+
+    def mse(ys):
+        return torch.mean((ys[1:] - targets[1:]) ** 2)
+
+    return mse, []
+
+
+def torch_training_step(
+    problem: Problem, library: str, method: str, field, solve, continuous: bool = False
+) -> TrainingStep:
+    """The `TrainingStep` of a torch library: `solve(y0, ts)` gives ys (time, batch, dim) and the
+    forward evaluations it recorded for backpropagation; `field` is `torch_field`'s module."""
+    import torch
+
+    dtype = getattr(torch, problem.dtype)
+    loss_of, extra = _torch_loss(problem)
+    y0, ts = torch.tensor(problem.y0), torch.tensor(problem.ts)
+
+    def forward_backward():
+        field.zero_grad()
+        for tensor in extra:
+            tensor.grad = None
+        field.calls = 0
+        ys, recorded = solve(y0, ts)
+        loss = loss_of(ys)
+        loss.backward()
+        return loss, recorded
+
+    def run() -> float:
+        return forward_backward()[0].item()
+
+    def gradient():
+        loss, _ = forward_backward()
+        layers = len(problem.weights)
+        p = field.case_params
+        grads = [
+            (p[f"weight_{k}"].grad.numpy().copy(), p[f"bias_{k}"].grad.numpy().copy()) for k in range(layers)
+        ]
+        return loss.item(), grads
+
+    def count():
+        _, recorded = forward_backward()
+        return recorded, (field.calls - recorded) if continuous else recorded
+
+    t = torch.tensor(0.0, dtype=dtype)
+    cotangent = torch.ones_like(y0)
+    parameters = list(field.parameters())
+
+    def evaluate():
+        with torch.no_grad():
+            return field(t, y0)
+
+    def evaluate_vjp():
+        y = y0.detach().requires_grad_(True)
+        value = field(t, y)
+        return torch.autograd.grad(value, [y, *parameters], cotangent)
+
+    return TrainingStep(library, method, run, gradient, count, evaluate, evaluate_vjp, continuous=continuous)
+
+
+class AbstractTorchLibrary(AbstractLibrary):
+    """A PyTorch library: its field is `torch_field`'s module, and torch gets JAX's CPU threads."""
+
+    def field(self, case: Case, *, final: str | None = None):
+        return torch_field_with_final(case, final)[0]
+
+    def set_threads(self, threads: int) -> None:
+        set_torch_threads(threads)
+
+
+class TorchdiffeqLibrary(AbstractTorchLibrary):
+    """torchdiffeq in the benchmarks: `odeint`, `odeint_adjoint` (and its seminorm) then
+    `loss.backward()`; `odeint` under `torch.no_grad` for the work-precision study."""
+
+    name = "torchdiffeq"
+    methods = ("odeint", "odeint_adjoint", "odeint_adjoint-seminorm")
+    seminorm = ("odeint_adjoint-seminorm",)
+    precision_solvers = TORCHDIFFEQ_SOLVERS
+    precision_note = "torchdiffeq.odeint under torch.no_grad; interpolates at save times"
+
+    def training_step(self, problem: Problem, method: str, *, count_every: int) -> TrainingStep:
+        import torch
+        import torchdiffeq
+
+        dtype = getattr(torch, problem.dtype)
+        field = torch_field(problem.case()).to(dtype)
+        adjoint = method.startswith("odeint_adjoint")
+        odeint = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
+        options = {"method": problem.solver}
+        if problem.steps is None:
+            options.update(rtol=problem.rtol, atol=problem.atol)
+        else:
+            options["options"] = {"step_size": float(problem.ts[-1] - problem.ts[0]) / problem.steps}
+        if method in self.seminorm:
+            options["adjoint_options"] = {"norm": "seminorm"}
+
+        def solve(y0, ts):
+            ys = odeint(field, y0, ts, **options)
+            return ys, field.calls
+
+        return torch_training_step(problem, self.name, method, field, solve, continuous=adjoint)
+
+    def precision_runner(
+        self, case: Case, solver: str, *, final: str | None = None, max_steps: int
+    ) -> PrecisionRunner:
+        """`odeint` under `torch.no_grad` (torchdiffeq has no step limit: `max_steps` is not used)."""
+        import torch
+        import torchdiffeq
+
+        field, counter = torch_field_with_final(case, final)
+        y0, ts = torch.tensor(case.y0), torch.tensor(case.ts)
+
+        def at(rtol: float, atol: float):
+            def call():
+                with torch.no_grad():
+                    return torchdiffeq.odeint(field, y0, ts, rtol=rtol, atol=atol, method=solver)
+
+            def result():
+                counter.calls = 0
+                ys = call()
+                return ys.numpy().copy(), int(counter.calls)
+
+            return result, call
+
+        return at

@@ -12,6 +12,9 @@ Compiled mode is `torch.compile` of the solver's `solve` method. torchode docume
 torchode 1.0.1's `AutoDiffAdjoint` fails under torch 2.13 with an internal assert
 (`type INTERNAL ASSERT FAILED at .../torch/csrc/jit/ir/ir.h`); and `torch.compile(adjoint)`, as
 torchode's own test writes it, compiles only `forward`, so its `.solve` runs eagerly.
+
+Here are its solver (`torchode_solver`), its cross-validation backend and its library for the
+benchmarks (training step, work-precision solves); its field is `torch_field`.
 """
 
 import importlib.util
@@ -20,6 +23,9 @@ from importlib.metadata import version
 
 from ._base import AbstractBackend, BackendUnavailable, Result
 from ._case import Case
+from ._library import MethodUnavailable, PrecisionRunner, TrainingStep, one_line
+from ._problem import Problem
+from ._torch import AbstractTorchLibrary, torch_field, torch_training_step
 
 TORCHODE_METHODS = {"dopri5": "Dopri5", "tsit5": "Tsit5", "heun": "Heun"}
 """pyode's solver names that torchode has (adaptive ones), by torchode's class name."""
@@ -96,8 +102,6 @@ class TorchodeBackend(AbstractBackend):
     def prepare(self, case: Case) -> Callable[[float, float], Result]:
         import torch
 
-        from ._torch import torch_field
-
         method = case.solvers["torchdiffeq"]
         field = torch_field(case)
         ts = torch.tensor(case.ts, dtype=torch.float64)
@@ -128,3 +132,68 @@ class TorchodeBackend(AbstractBackend):
             )
 
         return once
+
+
+class TorchodeLibrary(AbstractTorchLibrary):
+    """torchode in the benchmarks: `AutoDiffAdjoint` (backpropagation through the solver), eager or under
+    `torch.compile`, on adaptive problems only (its fixed-step controller is left out); eager under
+    `torch.no_grad` for the work-precision study."""
+
+    name = "torchode"
+    methods = ("autodiff", "autodiff-compiled")
+    adaptive_only = True
+    precision_solvers = tuple(TORCHODE_METHODS)
+    precision_note = (
+        "torchode.AutoDiffAdjoint with its IntegralController, eager, under torch.no_grad; every "
+        "sample its own step size and error norm (NFE: batched evaluations)"
+    )
+
+    def training_step(self, problem: Problem, method: str, *, count_every: int) -> TrainingStep:
+        """The compiled step is compiled here, by a first call (45-160 s on the 2-core development
+        machine), and a compiler that fails makes it `MethodUnavailable`."""
+        import torch
+
+        field = torch_field(problem.case()).to(getattr(torch, problem.dtype))
+        compiled = method.endswith("-compiled")
+        field.counting = not compiled  # NFE from torchode's statistics; a counter would recompile
+
+        def build():
+            solve = torchode_solver(field, problem.solver, problem.rtol, problem.atol, compiled=compiled)
+
+            def solve_batch(y0, ts):
+                solution = solve(y0, ts)
+                return solution.ys.transpose(0, 1), int(solution.stats["n_f_evals"].max())
+
+            return torch_training_step(problem, self.name, method, field, solve_batch)
+
+        if not compiled:
+            return build()
+        try:
+            step = build()
+            step.run()
+        except Exception as error:  # the compiler's failure, in one line
+            raise MethodUnavailable(f"torch.compile of torchode's solve failed: {one_line(error)}") from error
+        return step
+
+    def precision_runner(
+        self, case: Case, solver: str, *, final: str | None = None, max_steps: int
+    ) -> PrecisionRunner:
+        import torch
+
+        field = self.field(case, final=final)
+        y0, ts = torch.tensor(case.y0), torch.tensor(case.ts)
+
+        def at(rtol: float, atol: float):
+            solve = torchode_solver(field, solver, rtol, atol, max_steps=max_steps)
+
+            def call():
+                with torch.no_grad():
+                    return solve(y0, ts)
+
+            def result():
+                solution = call()
+                return solution.ys.transpose(0, 1).numpy().copy(), int(solution.stats["n_f_evals"].max())
+
+            return result, call
+
+        return at
