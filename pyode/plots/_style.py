@@ -5,8 +5,6 @@ from pathlib import Path
 
 import matplotlib
 
-from .. import code_label
-
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -14,14 +12,11 @@ CLASS_COLOURS = ("tab:blue", "tab:orange")
 
 
 def save_figure(fig, path: str | Path) -> None:
-    """Save `fig` to `path` (written to a temporary name first) and close it; a PNG records the code
-    that drew it (`pyode.code_label`) as its Software text."""
+    """Save `fig` to `path` (written to a temporary name first) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(".partial-" + path.name)
-    kind = path.suffix.lstrip(".") or "png"
-    metadata = {"Software": code_label()} if kind == "png" else None
-    fig.savefig(temporary, dpi=110, bbox_inches="tight", format=kind, metadata=metadata)
+    fig.savefig(temporary, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     os.replace(temporary, path)
 
