@@ -337,6 +337,11 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             lambda c: c["bench"]["work_precision"]["solvers"].update(pyode=["dopri5", "rk4"]),
             "bench.work_precision.solvers: pyode has no adaptive solver 'rk4'",
         ),
+        (
+            lambda c: c["cnf"]["models"][0].update(densities=["moons"]),
+            "Error: config: cnf.models[ffjord].densities names moons, which cnf.densities does not have; "
+            "it has 8gaussians\n",
+        ),
         pytest.param(
             lambda c: c["crossval"].update(julia="require"),
             "crossval.julia is require, so diffeqflux-gauss must run, but: Julia not found",
@@ -359,6 +364,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "mnist-required",
         "cifar10-required",
         "work-precision-solver",
+        "cnf-model-densities",
         "julia-required",
     ],
 )
