@@ -338,6 +338,18 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             "bench.work_precision.solvers: pyode has no adaptive solver 'rk4'",
         ),
         (
+            lambda c: c["bench"]["work_precision"].update(
+                solvers={"pyode": [], "torchdiffeq": [], "torchode": [], "scipy": [], "scratch": []}
+            ),
+            "Error: config: bench.work_precision.solvers: every library's list is empty; name at least one "
+            "solver\n",
+        ),
+        (
+            lambda c: c["bench"]["work_precision"].update(rtols=[1.0e-3, 1.0e-14]),
+            "Error: config: bench.work_precision: rtols include 1e-14, which is not looser than "
+            "reference_tolerance (1e-14)",
+        ),
+        (
             lambda c: c["cnf"]["models"][0].update(densities=["moons"]),
             "Error: config: cnf.models[ffjord].densities names moons, which cnf.densities does not have; "
             "it has 8gaussians\n",
@@ -364,6 +376,8 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "mnist-required",
         "cifar10-required",
         "work-precision-solver",
+        "work-precision-no-solver",
+        "work-precision-tolerance",
         "cnf-model-densities",
         "julia-required",
     ],
