@@ -147,7 +147,7 @@ def read_history(path: str | Path) -> list[dict]:
     """The records of a history.jsonl file: one JSON object per training step, with its loss and
     seconds (blank lines skipped). A line that is not one, or no step at all, is a CorruptFile naming
     the file (and the line)."""
-    from .._files import CorruptFile
+    from .. import CorruptFile
 
     records = []
     with open(path) as f:

@@ -54,7 +54,7 @@ def _shape_problem(value, shape: dict[str, type], prefix: str = "") -> str | Non
 
 def check_record(record, where: str) -> dict:
     """`record` if it has the shape of a metrics.json record, else a CorruptFile naming `where` and why."""
-    from .._files import CorruptFile
+    from .. import CorruptFile
 
     problem = _shape_problem(record, RECORD_SHAPE)
     for index, entry in enumerate(record["runs"] if problem is None else []):
@@ -201,7 +201,7 @@ def _records_of(folder: Path) -> list[dict]:
         raise ValueError(f"{folder} is a file, not a result folder")
     summary = folder / "summary.json"
     if summary.exists():
-        from .._files import CorruptFile
+        from .. import CorruptFile
 
         content = read_json(summary)
         problem = _shape_problem(content, {"runs": list})
