@@ -349,6 +349,29 @@ def test_work_precision_records_failures_and_skips_what_cannot_run(monkeypatch):
         work_precision(problem, {"pyode": ["rk4"]}, [1e-3])
 
 
+def test_work_precision_refuses_to_measure_nothing_or_against_a_looser_reference():
+    """Checked before the reference solve: no solver at all, or a tolerance at or below the reference's."""
+    from pyode.bench import precision_problem, work_precision
+
+    problem = precision_problem("vdp", tiny_precision_settings())
+    with pytest.raises(ValueError, match="^every library's list is empty; name at least one solver$"):
+        work_precision(problem, {"pyode": [], "scipy": []}, [1e-3])
+    with pytest.raises(
+        ValueError,
+        match=r"^rtols include 1e-14, which is not looser than reference_tolerance \(1e-14\); "
+        r"every rtol must be greater than the reference's$",
+    ):
+        work_precision(problem, {"scipy": ["RK45"]}, [1e-3, 1e-14], reference_tolerance=1e-14)
+    with pytest.raises(
+        ValueError,
+        match=r"^atol_ratio x rtols reach 1e-15 \(0\.001 x 1e-12\), which is not looser than "
+        r"reference_tolerance \(1e-14\); every atol must be greater than the reference's$",
+    ):
+        work_precision(
+            problem, {"scipy": ["RK45"]}, [1e-3, 1e-12], atol_ratio=1e-3, reference_tolerance=1e-14
+        )
+
+
 def test_work_precision_problems_are_the_published_ones():
     """Van der Pol on its limit cycle (period 7.6299 for mu = 2), over one period; Diffrax's small
     neural ODE with eqx.nn.MLP's weights (PRNGKey(0)) and its final tanh in every library."""

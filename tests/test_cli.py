@@ -88,6 +88,20 @@ def test_data_that_is_not_a_split_is_named(tmp_path):
     assert "notes.npz is truncated, altered or not a pyode array file" in _one_line(result)
 
 
+def test_compare_of_a_bad_summary_or_a_missing_folder_is_one_line_and_exit_status_2(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "summary.json").write_text("{}")
+    result = _pyode("compare", tmp_path / "a", tmp_path / "a")
+    assert result.returncode == 2
+    assert _one_line(result) == (
+        f"pyode compare: error: {tmp_path / 'a' / 'summary.json'} is not a pyode summary: "
+        "runs is missing or not an array"
+    )
+    result = _pyode("compare", tmp_path / "nope", tmp_path / "a")
+    assert result.returncode == 2
+    assert _one_line(result) == f"pyode compare: error: {tmp_path / 'nope'} does not exist"
+
+
 def test_a_corrupt_model_is_named_when_evaluated(tmp_path, data):
     settings = _write(tmp_path / "s.json", TINY)
     _pyode("classify-train", "--data", data, "--settings", settings, "--out", tmp_path / "run", check=True)

@@ -189,7 +189,15 @@ def test_plans_restrict_models_to_their_densities_and_name_bad_settings():
     assert runs["moons/rnode"].flow.regularised and not runs["moons/ffjord"].flow.regularised
     assert runs["moons/ffjord"].data == {"noise": 0.05} and runs["moons/ffjord"].train.steps == 7
     with pytest.raises(SettingsError, match="takes no option noise"):
-        cnf.plan({**section, "densities": [{"name": "checkerboard", "noise": 0.1}]}, seed=0)
+        checkerboard = {"name": "checkerboard", "noise": 0.1}
+        cnf.plan({**section, "densities": [{"name": "moons"}, checkerboard]}, seed=0)
+    for densities in (["pinwheel"], ["moons", "pinwheel"]):  # the first planned nothing at all
+        with pytest.raises(
+            SettingsError,
+            match=r"^cnf.models\[rnode\].densities names pinwheel, which cnf.densities does not have; "
+            r"it has 8gaussians, moons$",
+        ):
+            cnf.plan({**section, "models": [{"name": "rnode", "densities": densities}]}, seed=0)
     with pytest.raises(SettingsError, match="flow.trace is 'hutchinsn'; choose one of exact, hutchinson"):
         cnf.resolve({"flow": {"trace": "hutchinsn"}})
     with pytest.raises(SettingsError, match="batch_size is 512; there are 100 training points"):

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pyode import CorruptFile
 from pyode.experiments import (
     FieldSettings,
     Section,
@@ -215,6 +216,74 @@ def test_a_csv_table_becomes_an_html_table_for_the_report(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="empty"):
         summary.write_html_table(tmp_path / "empty.csv", tmp_path / "e.html", title="none")
+
+
+def _record(**changes) -> dict:
+    record = {"experiment": "toy", "status": "ok", "runs": [{"run": "r", "metrics": {}, "settings": {}}]}
+    return {**record, "units": {}, **changes}
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ({}, "summary.json is not a pyode summary: runs is missing or not an array"),
+        ([], "summary.json is not a pyode summary: it is an array, not an object"),
+        ({"runs": {"toy": 1}}, "summary.json is not a pyode summary: runs is missing or not an array"),
+        ({"runs": [3]}, "summary.json: runs[0] is not an experiment's record: it is a number, not an object"),
+        (
+            {"runs": [_record(units=None)]},
+            "summary.json: runs[0] is not an experiment's record: units is missing or not an object",
+        ),
+        (
+            {"runs": [_record(runs=[{"run": "r", "metrics": [1.0], "settings": {}}])]},
+            "summary.json: runs[0] is not an experiment's record: runs[0].metrics is missing or not an "
+            "object",
+        ),
+    ],
+)
+def test_compare_names_a_summary_of_the_wrong_shape_and_what_is_wrong(tmp_path, content, problem):
+    """Before: an empty object raised KeyError, other shapes TypeError; now one line naming the file."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "b" / "summary.json").write_text(json.dumps({"runs": [_record()]}))
+    (tmp_path / "a" / "summary.json").write_text(json.dumps(content))
+    with pytest.raises(CorruptFile) as refused:
+        summary.compare(tmp_path / "a", tmp_path / "b")
+    assert str(refused.value) == f"{tmp_path / 'a'}/{problem}"
+
+
+def test_compare_says_a_missing_path_does_not_exist(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path / 'nope'} does not exist$"):
+        summary.compare(tmp_path / "nope", tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="empty holds neither summary.json nor any metrics.json$"):
+        summary.compare(tmp_path / "empty", tmp_path / "empty")
+    with pytest.raises(ValueError, match="file is a file, not a result folder$"):
+        summary.compare(tmp_path / "file", tmp_path / "empty")
+    (tmp_path / "empty" / "metrics.json").write_text(json.dumps(_record(runs={})))
+    with pytest.raises(
+        CorruptFile, match="metrics.json is not an experiment's record: runs is missing or not an array$"
+    ):
+        summary.compare(tmp_path / "empty", tmp_path / "empty")
+
+
+def test_a_history_that_is_empty_garbled_or_not_records_is_named_with_its_line(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n")
+    with pytest.raises(CorruptFile, match=f"^{path} is empty: it holds no training step$"):
+        read_history(path)
+    step = json.dumps({"step": 0, "loss": 1.0, "seconds": 0.1})
+    path.write_text(f"{step}\nnot json\n")
+    with pytest.raises(CorruptFile, match=f"^{path} line 2 is not JSON \\(Expecting value\\)$"):
+        read_history(path)
+    path.write_text(f"{step}\n\n[1, 2]\n")
+    with pytest.raises(
+        CorruptFile, match=f"^{path} line 3 is not a training step's record: .* loss and seconds"
+    ):
+        read_history(path)
+    path.write_text(f"{step}\n\n{step}\n")
+    assert read_history(path) == [json.loads(step)] * 2
 
 
 def test_pyode_compare_is_one_command(tmp_path):

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 import pyode
-from pyode.data import MNISTUnavailable, load_digits_split, normalise, prepare_mnist, random_crop, read_idx
+from pyode.data import (
+    MNISTUnavailable,
+    image_split_sizes,
+    load_digits_split,
+    normalise,
+    prepare_mnist,
+    random_crop,
+    read_idx,
+)
 from pyode.data._images import MNIST_SHA256, verify_file, write_idx
 from pyode.experiments import SettingsError, image, read_history
 from pyode.models import (
@@ -221,7 +229,7 @@ def test_plan_runs_the_solver_grid_and_the_baselines():
         "solve": {"adaptive": ["dopri5"], "rtol": 1e-3, "atol": 1e-4, "steps": 3},
         "datasets": [
             {"name": "digits", "model": {"width": 8}, "train": {"epochs": 2}},
-            {"name": "mnist", "data": {"train_subset": 100}},
+            {"name": "mnist", "data": {"train_subset": 200}},
         ],
     }
     runs = image.plan(section, seed=5)
@@ -243,8 +251,11 @@ def test_plan_runs_the_solver_grid_and_the_baselines():
     assert (dopri5.solve.rtol, dopri5.solve.atol, dopri5.solve.steps) == (1e-3, 1e-4, None)
     assert euler.model.width == runs["digits/resnet"].model.width == 8 and euler.train.epochs == 2
     assert runs["digits/resnet"].model.kind == "resnet"
-    assert runs["mnist/resnet"].data.train_subset == 100
+    assert runs["mnist/resnet"].data.train_subset == 200
     assert runs["mnist/resnet"].source["policy"] == "off"  # `policy: false` in YAML is off
+    split = {"name": "mnist", "split": {"test_fraction": 0.5}}
+    with pytest.raises(SettingsError, match=r"^image.datasets\[mnist\].split has no effect: only the digits"):
+        image.plan({**section, "datasets": [split]}, seed=5)
 
 
 def test_one_real_training_run_on_a_digits_subset_in_float32(tmp_path):
@@ -309,13 +320,82 @@ def test_one_real_training_run_on_a_digits_subset_in_float32(tmp_path):
         assert (tmp_path / "summary" / name).stat().st_size > 0, name
 
 
-def test_subsets_and_batches_larger_than_the_data_are_refused(tmp_path):
-    image.make_data(image.resolve_data({}), tmp_path / "digits.npz")
-    too_many = image.resolve({"data": {"train_subset": 100000}})
-    with pytest.raises(SettingsError, match="a subset of 100000 images was asked for; the data hold 1347"):
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        (
+            {"data": {"train_subset": 100000}},
+            "settings.data.train_subset is 100000; the digits training set has 1347 images",
+        ),
+        (
+            {"data": {"test_subset": 451}},
+            "settings.data.test_subset is 451; the digits test set has 450 images",
+        ),
+        (
+            {"source": {"test_fraction": 0.5}, "data": {"train_subset": 899}},
+            "settings.data.train_subset is 899; the digits training set has 898 images",
+        ),
+        (
+            {"dataset": "mnist", "data": {"train_subset": 60001}},
+            "settings.data.train_subset is 60001; the mnist training set has 60000 images",
+        ),
+        (
+            {"dataset": "cifar10", "data": {"test_subset": 10001}},
+            "settings.data.test_subset is 10001; the cifar10 test set has 10000 images",
+        ),
+        (
+            {"train": {"batch_size": 1348}},
+            "settings.train.batch_size is 1348; the training set has 1347 images",
+        ),
+        (
+            {"data": {"train_subset": 64}, "train": {"batch_size": 128}},
+            "settings.train.batch_size is 128; the training set has 64 images",
+        ),
+        (
+            {"train": {"epochs": 10, "schedule": "step", "milestones": [5, 10]}},
+            "settings.train.milestones is [5.0, 10.0]; each must lie in [0, 10), within train.epochs (10)",
+        ),
+        (
+            {"train": {"schedule": "cosine", "milestones": [5]}},
+            "settings.train.milestones is [5.0]: only the step schedule has milestones, and train.schedule "
+            "is 'cosine'",
+        ),
+        (
+            {"dataset": "cifar10", "source": {"test_fraction": 0.5}},
+            "settings.source.test_fraction has no effect on cifar10; its source takes folder, policy, "
+            "download_folder, mirrors, timeout",
+        ),
+    ],
+)
+def test_subsets_batches_and_milestones_the_data_cannot_take_are_named_when_resolved(changes, named):
+    """Before any data is read: the sizes of the digits split, MNIST and CIFAR-10 are known."""
+    with pytest.raises(SettingsError) as refused:
+        image.resolve(changes)
+    assert str(refused.value) == named
+
+
+def test_the_known_sizes_are_the_data_and_the_edges_are_accepted():
+    for test_fraction in (0.25, 0.5, 0.1):
+        split = load_digits_split(test_fraction=test_fraction)
+        assert image_split_sizes("digits", test_fraction=test_fraction) == (
+            len(split.x_train),
+            len(split.x_test),
+        )
+    assert image_split_sizes("mnist") == (60000, 10000) and image_split_sizes("cifar10") == (50000, 10000)
+    whole = image.resolve({"data": {"train_subset": 1347, "test_subset": 450}, "train": {"batch_size": 1347}})
+    assert whole.data.train_subset == 1347
+    step = image.resolve({"train": {"epochs": 10, "schedule": "step", "milestones": [0, 9.5]}})
+    assert step.train.milestones == (0.0, 9.5)
+
+
+def test_data_smaller_than_the_settings_expect_is_refused_when_training(tmp_path):
+    """A split made with other settings than the run's (here a larger test fraction) is checked again."""
+    image.make_data(image.resolve_data({"source": {"test_fraction": 0.9}}), tmp_path / "digits.npz")
+    too_many = image.resolve({"data": {"train_subset": 1000}})
+    with pytest.raises(SettingsError, match="a subset of 1000 images was asked for; the data hold 179"):
         image.train(tmp_path / "digits.npz", too_many, tmp_path / "a", progress=False)
-    too_big = image.resolve({"data": {"train_subset": 64}, "train": {"batch_size": 128}})
-    with pytest.raises(SettingsError, match="train.batch_size is 128; the training set has 64 images"):
+    too_big = image.resolve({"train": {"batch_size": 200}})
+    with pytest.raises(SettingsError, match="train.batch_size is 200; the training set has 179 images"):
         image.train(tmp_path / "digits.npz", too_big, tmp_path / "b", progress=False)
     with pytest.raises(SettingsError, match="holds 'digits' images; the settings are for 'mnist'"):
         image.train(

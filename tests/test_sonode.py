@@ -201,6 +201,13 @@ def test_plan_and_settings():
         sonode.resolve({"task": "oscillator", "data": {"gama": 0.2}})
     with pytest.raises(SettingsError, match="node appear more than once"):
         sonode.plan({**section, "models": section["models"] + [{"name": "node", "kind": "sonode"}]}, seed=0)
+    for kind in ("sonode", "node"):
+        with pytest.raises(
+            SettingsError,
+            match=rf"^sonode.models\[x\].augment is 2: it pads an ANODE's state with zero dimensions, "
+            rf"and kind {kind!r} is not one \(augment is for kind anode only\)$",
+        ):
+            sonode.plan({**section, "models": [{"name": "x", "kind": kind, "augment": 2}]}, seed=0)
 
 
 @pytest.mark.slow

@@ -417,6 +417,41 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             lambda c: c["bench"]["work_precision"]["solvers"].update(pyode=["dopri5", "rk4"]),
             "bench.work_precision.solvers: pyode has no adaptive solver 'rk4'",
         ),
+        (
+            lambda c: c["bench"]["work_precision"].update(
+                solvers={"pyode": [], "torchdiffeq": [], "torchode": [], "scipy": [], "scratch": []}
+            ),
+            "Error: config: bench.work_precision.solvers: every library's list is empty; name at least one "
+            "solver\n",
+        ),
+        (
+            lambda c: c["bench"]["work_precision"].update(rtols=[1.0e-3, 1.0e-14]),
+            "Error: config: bench.work_precision: rtols include 1e-14, which is not looser than "
+            "reference_tolerance (1e-14)",
+        ),
+        (
+            lambda c: c["cnf"]["models"][0].update(densities=["moons"]),
+            "Error: config: cnf.models[ffjord].densities names moons, which cnf.densities does not have; "
+            "it has 8gaussians\n",
+        ),
+        (
+            lambda c: c["image"]["datasets"][0]["data"].update(train_subset=2000),
+            ".data.train_subset is 2000; the digits training set has 1347 images\n",
+        ),
+        (
+            lambda c: c["image"]["datasets"][0]["train"].update(schedule="step", milestones=[0.5, 1]),
+            ".train.milestones is [0.5, 1.0]; each must lie in [0, 1), within train.epochs (1)\n",
+        ),
+        (
+            lambda c: c["image"]["datasets"].append({"name": "cifar10", "split": {"test_fraction": 0.5}}),
+            "Error: config: image.datasets[cifar10].split has no effect: only the digits are split by pyode; "
+            "cifar10 comes as its own training and test sets\n",
+        ),
+        (
+            lambda c: c["sonode"]["models"][1].update(augment=2),
+            "Error: config: sonode.models[sonode].augment is 2: it pads an ANODE's state with zero "
+            "dimensions, and kind 'sonode' is not one (augment is for kind anode only)\n",
+        ),
         pytest.param(
             lambda c: c["crossval"].update(julia="require"),
             "crossval.julia is require, so diffeqflux-gauss must run, but: Julia not found",
@@ -439,6 +474,13 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "mnist-required",
         "cifar10-required",
         "work-precision-solver",
+        "work-precision-no-solver",
+        "work-precision-tolerance",
+        "cnf-model-densities",
+        "image-subset-too-large",
+        "image-milestones",
+        "cifar10-split",
+        "sonode-augment",
         "julia-required",
     ],
 )

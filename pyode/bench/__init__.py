@@ -22,6 +22,7 @@ from ._precision import PRECISION_PROBLEMS as PRECISION_PROBLEMS
 from ._precision import PRECISION_SOLVERS as PRECISION_SOLVERS
 from ._precision import PrecisionProblem as PrecisionProblem
 from ._precision import check_precision_solvers as check_precision_solvers
+from ._precision import check_precision_tolerances as check_precision_tolerances
 from ._precision import library_solvers as library_solvers
 from ._precision import precision_problem as precision_problem
 from ._precision import work_precision as work_precision

@@ -51,7 +51,9 @@ def library_solvers(library: str) -> tuple[str, ...]:
 
 
 def check_precision_solvers(solvers: dict) -> None:
-    """Raise a ValueError naming the first solver a library does not offer."""
+    """Raise a ValueError naming the first solver a library does not offer, or if no library has one."""
+    if not any(solvers.values()):
+        raise ValueError("every library's list is empty; name at least one solver")
     for library, names in solvers.items():
         offered = library_solvers(library)
         for name in names:
@@ -59,6 +61,25 @@ def check_precision_solvers(solvers: dict) -> None:
                 raise ValueError(
                     f"{library} has no adaptive solver {name!r}; choose from {', '.join(offered)}"
                 )
+
+
+def check_precision_tolerances(rtols, atol_ratio: float, reference_tolerance: float) -> None:
+    """Raise a ValueError if a measured rtol or atol (`atol_ratio` x rtol) is not looser than the
+    reference's: errors against a reference that is no more accurate than the solve say nothing."""
+    if not rtols:
+        raise ValueError("rtols is empty; give at least one tolerance")
+    tightest = min(rtols)
+    if tightest <= reference_tolerance:
+        raise ValueError(
+            f"rtols include {tightest:g}, which is not looser than reference_tolerance "
+            f"({reference_tolerance:g}); every rtol must be greater than the reference's"
+        )
+    if atol_ratio * tightest <= reference_tolerance:
+        raise ValueError(
+            f"atol_ratio x rtols reach {atol_ratio * tightest:g} ({atol_ratio:g} x {tightest:g}), which is "
+            f"not looser than reference_tolerance ({reference_tolerance:g}); every atol must be greater "
+            "than the reference's"
+        )
 
 
 class PrecisionProblem:
@@ -210,6 +231,7 @@ def work_precision(
     Timing: `measure` (median of `repetitions` samples after `warmup` calls, on the solve alone).
     """
     check_precision_solvers(solvers)
+    check_precision_tolerances(rtols, atol_ratio, reference_tolerance)
     rtols = sorted((float(r) for r in rtols), reverse=True)
     reference, reference_info = reference_solution(problem, reference_tolerance, check=check_reference)
     timing = {"repetitions": repetitions, "warmup": warmup, "min_sample_seconds": min_sample_seconds}

@@ -17,6 +17,7 @@ from ._images import CIFAR10_CLASSES as CIFAR10_CLASSES
 from ._images import CIFAR10_FILES as CIFAR10_FILES
 from ._images import CIFAR10_MIRRORS as CIFAR10_MIRRORS
 from ._images import DATA_POLICIES as DATA_POLICIES
+from ._images import DIGITS_TEST_FRACTION as DIGITS_TEST_FRACTION
 from ._images import MNIST_FILES as MNIST_FILES
 from ._images import MNIST_MIRRORS as MNIST_MIRRORS
 from ._images import CIFAR10Unavailable as CIFAR10Unavailable
@@ -28,6 +29,7 @@ from ._images import cifar10_inputs as cifar10_inputs
 from ._images import cifar10_lacks as cifar10_lacks
 from ._images import find_cifar10_files as find_cifar10_files
 from ._images import find_mnist_file as find_mnist_file
+from ._images import image_split_sizes as image_split_sizes
 from ._images import load_cifar10 as load_cifar10
 from ._images import load_digits_split as load_digits_split
 from ._images import load_mnist as load_mnist

@@ -3,6 +3,7 @@ fetched), and scikit-learn's 8x8 digits."""
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tarfile
@@ -32,6 +33,12 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+MNIST_IMAGES = {"train": 60_000, "test": 10_000}
+"""Images in MNIST's training and test files."""
+DIGITS_IMAGES = 1797
+"""Images in scikit-learn's 8x8 digits (`sklearn.datasets.load_digits`)."""
+DIGITS_TEST_FRACTION = 0.25
+"""The share of the digits in `load_digits_split`'s test set unless told otherwise."""
 # What a data set that has to be fetched does when its files are missing (image.<name>.policy).
 DATA_POLICIES = ("auto", "require", "off")
 MNIST_POLICIES = DATA_POLICIES
@@ -450,7 +457,20 @@ def prepare_cifar10(
     )
 
 
-def load_digits_split(*, test_fraction: float = 0.25, split_seed: int = 0) -> ImageSplit:
+def image_split_sizes(dataset: str, *, test_fraction: float = DIGITS_TEST_FRACTION) -> tuple[int, int]:
+    """(training, test) images of a data set's whole split, known without reading it; digits as
+    `load_digits_split` splits them (scikit-learn's test set holds ceil(test_fraction x images))."""
+    if dataset == "digits":
+        test = math.ceil(test_fraction * DIGITS_IMAGES)
+        return DIGITS_IMAGES - test, test
+    if dataset == "mnist":
+        return MNIST_IMAGES["train"], MNIST_IMAGES["test"]
+    if dataset == "cifar10":
+        return tuple(len(CIFAR10_FILES[part]) * CIFAR10_RECORDS_PER_FILE for part in ("train", "test"))
+    raise ValueError(f"unknown image data set {dataset!r}; choose one of digits, mnist, cifar10")
+
+
+def load_digits_split(*, test_fraction: float = DIGITS_TEST_FRACTION, split_seed: int = 0) -> ImageSplit:
     """scikit-learn's 8x8 digits (values 0..16), split stratified by class with a fixed seed."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

@@ -174,9 +174,29 @@ def write_history(path: str | Path, history: list[dict]) -> None:
 
 
 def read_history(path: str | Path) -> list[dict]:
-    """The records of a history.jsonl file."""
+    """The records of a history.jsonl file: one JSON object per training step, with its loss and
+    seconds (blank lines skipped). A line that is not one, or no step at all, is a CorruptFile naming
+    the file (and the line)."""
+    from .. import CorruptFile
+
+    records = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise CorruptFile(f"{path} line {number} is not JSON ({error.msg})") from None
+            if not (isinstance(record, dict) and "loss" in record and "seconds" in record):
+                raise CorruptFile(
+                    f"{path} line {number} is not a training step's record: a JSON object with its loss "
+                    "and seconds"
+                )
+            records.append(record)
+    if not records:
+        raise CorruptFile(f"{path} is empty: it holds no training step")
+    return records
 
 
 def summarise_history(history: list[dict]) -> dict[str, float]:

@@ -138,6 +138,14 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     """
     unique_names(section["densities"], "cnf.densities")
     unique_names(section["models"], "cnf.models")
+    configured = [density["name"] for density in section["densities"]]
+    for model in section["models"]:
+        unknown = [name for name in model.get("densities", []) if name not in configured]
+        if unknown:
+            raise SettingsError(
+                f"cnf.models[{model['name']}].densities names {', '.join(unknown)}, which cnf.densities "
+                f"does not have; it has {', '.join(configured)}"
+            )
     sizes = ("train_points", "test_points")
     runs = {}
     for density in section["densities"]:

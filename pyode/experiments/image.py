@@ -54,6 +54,11 @@ FETCHED = {
     "mnist": ("resources/mnist", MNIST_MIRRORS, prepare_mnist),
     "cifar10": ("resources/cifar10", CIFAR10_MIRRORS, prepare_cifar10),
 }
+SOURCE_KEYS = {
+    "digits": ("test_fraction", "split_seed"),
+    **{name: ("folder", "policy", "download_folder", "mirrors", "timeout") for name in FETCHED},
+}
+"""What a data set's `source` may hold: the digits split's options, or where a fetched set comes from."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +107,19 @@ class ImageTrain(TrainSettings):
     decay: float = option(0.1, above=0)
     eval_batch_size: int = option(1000, minimum=1)
 
+    def validate(self, where: str) -> "ImageTrain":
+        if self.milestones and self.schedule != "step":
+            raise SettingsError(
+                f"{where}.milestones is {list(self.milestones)}: only the step schedule has milestones, "
+                f"and train.schedule is {self.schedule!r}"
+            )
+        if any(not 0 <= milestone < self.epochs for milestone in self.milestones):
+            raise SettingsError(
+                f"{where}.milestones is {list(self.milestones)}; each must lie in [0, {self.epochs}), "
+                f"within train.epochs ({self.epochs})"
+            )
+        return self
+
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings(Section):
@@ -110,6 +128,20 @@ class DataSettings(Section):
 
     dataset: str = option("digits", choices=DATASETS)
     source: dict = option({})
+
+    def validate(self, where: str) -> "DataSettings":
+        for key in self.source:
+            if key not in SOURCE_KEYS[self.dataset]:
+                raise SettingsError(
+                    f"{where}.source.{key} has no effect on {self.dataset}; its source takes "
+                    f"{', '.join(SOURCE_KEYS[self.dataset])}"
+                )
+        fraction = self.source.get("test_fraction")
+        if "test_fraction" in self.source and not (type(fraction) in (int, float) and 0 < fraction < 1):
+            raise SettingsError(
+                f"{where}.source.test_fraction is {fraction!r}; give a number between 0 and 1"
+            )
+        return self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +153,28 @@ class Settings(DataSettings):
     model: ImageModel = option(ImageModel())
     solve: SolveSettings = option(SolveSettings(solver="rk4", rtol=None, atol=None, steps=4))
     train: ImageTrain = option(ImageTrain())
+
+    def validate(self, where: str) -> "Settings":
+        from ..data import DIGITS_TEST_FRACTION, image_split_sizes
+
+        super().validate(where)
+        train_images, test_images = image_split_sizes(
+            self.dataset, test_fraction=self.source.get("test_fraction", DIGITS_TEST_FRACTION)
+        )
+        for key, subset, images, part in (
+            ("train_subset", self.data.train_subset, train_images, "training"),
+            ("test_subset", self.data.test_subset, test_images, "test"),
+        ):
+            if subset is not None and subset > images:
+                raise SettingsError(
+                    f"{where}.data.{key} is {subset}; the {self.dataset} {part} set has {images} images"
+                )
+        training = self.data.train_subset or train_images
+        if self.train.batch_size > training:
+            raise SettingsError(
+                f"{where}.train.batch_size is {self.train.batch_size}; the training set has {training} images"
+            )
+        return self
 
     def run_name(self) -> str:
         """`odenet/{solver}-{adjoint}` for an ODE-Net, `anode{augment}/{solver}-{adjoint}` for an
@@ -148,6 +202,11 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     runs = {}
     for entry in section["datasets"]:
         dataset = entry["name"]
+        if "split" in entry and dataset != "digits":
+            raise SettingsError(
+                f"image.datasets[{dataset}].split has no effect: only the digits are split by pyode; "
+                f"{dataset} comes as its own training and test sets"
+            )
         common = {
             "seed": seed,
             "dataset": dataset,

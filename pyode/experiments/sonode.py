@@ -107,6 +107,13 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     """
     unique_names(section["tasks"], "sonode.tasks")
     unique_names(section["models"], "sonode.models")
+    for model in section["models"]:
+        kind = model.get("kind", ModelSettings.kind)
+        if "augment" in model and kind != "anode":
+            raise SettingsError(
+                f"sonode.models[{model['name']}].augment is {model['augment']}: it pads an ANODE's state "
+                f"with zero dimensions, and kind {kind!r} is not one (augment is for kind anode only)"
+            )
     runs = {}
     for task in section["tasks"]:
         common = {k: v for k, v in task.items() if k not in ("name", "train")}

@@ -31,15 +31,42 @@ def flatten(settings: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+RECORD_SHAPE = {"experiment": str, "status": str, "runs": list, "units": dict}
+"""The keys of a metrics.json record (`write_metrics`) that the summary and `compare` read."""
+RUN_SHAPE = {"run": str, "metrics": dict, "settings": dict}
+"""The keys of each of a record's runs."""
+JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _json_name(kind: type) -> str:
+    return JSON_NAMES.get(kind, "a number")
+
+
+def _shape_problem(value, shape: dict[str, type], prefix: str = "") -> str | None:
+    """What keeps `value` from being an object with `shape`'s keys and types (None: nothing)."""
+    if not isinstance(value, dict):
+        return f"it is {_json_name(type(value))}, not an object"
+    for key, kind in shape.items():
+        if not isinstance(value.get(key), kind):
+            return f"{prefix}{key} is missing or not {_json_name(kind)}"
+    return None
+
+
+def check_record(record, where: str) -> dict:
+    """`record` if it has the shape of a metrics.json record, else a CorruptFile naming `where` and why."""
+    from .. import CorruptFile
+
+    problem = _shape_problem(record, RECORD_SHAPE)
+    for index, entry in enumerate(record["runs"] if problem is None else []):
+        problem = problem or _shape_problem(entry, RUN_SHAPE, f"runs[{index}].")
+    if problem:
+        raise CorruptFile(f"{where} is not an experiment's record: {problem}")
+    return record
+
+
 def load_records(paths: list[str | Path]) -> list[dict]:
-    """The metrics.json records at `paths`, each with the path it came from."""
-    records = []
-    for path in map(Path, paths):
-        record = read_json(path)
-        if not isinstance(record, dict) or "runs" not in record or "experiment" not in record:
-            raise ValueError(f"{path} is not an experiment's metrics.json (no experiment or runs)")
-        records.append({**record, "path": str(path)})
-    return records
+    """The metrics.json records at `paths`, each checked and with the path it came from."""
+    return [{**check_record(read_json(path), str(path)), "path": str(path)} for path in map(Path, paths)]
 
 
 def varying_settings(records: list[dict]) -> dict[str, list[str]]:
@@ -167,9 +194,20 @@ def write_html_table(csv_path: str | Path, html_path: str | Path, *, title: str)
 
 
 def _records_of(folder: Path) -> list[dict]:
+    """The records of a result folder: its summary.json's, or else those of every metrics.json in it."""
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a result folder")
     summary = folder / "summary.json"
     if summary.exists():
-        return read_json(summary)["runs"]
+        from .. import CorruptFile
+
+        content = read_json(summary)
+        problem = _shape_problem(content, {"runs": list})
+        if problem:
+            raise CorruptFile(f"{summary} is not a pyode summary: {problem}")
+        return [check_record(record, f"{summary}: runs[{i}]") for i, record in enumerate(content["runs"])]
     paths = sorted(p for p in folder.rglob("metrics.json") if "train-state" not in p.parts)
     if not paths:
         raise FileNotFoundError(f"{folder} holds neither summary.json nor any metrics.json")

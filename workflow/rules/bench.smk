@@ -1,7 +1,7 @@
 # Benchmarks: pyode against torchdiffeq and the scratch adjoint on identical problems.
 # Run alone, one job at a time: `snakemake --cores 1 bench` (not part of `all`). docs/bench.md.
 # Every job uses one CPU thread for JAX and for torch alike (`pyode --threads 1`).
-from pyode.bench import check_precision_solvers
+from pyode.bench import check_precision_solvers, check_precision_tolerances
 
 
 wildcard_constraints:
@@ -46,6 +46,10 @@ try:
     check_precision_solvers(WP["solvers"])
 except ValueError as error:
     stop(f"config: bench.work_precision.solvers: {error}")
+try:
+    check_precision_tolerances(WP["rtols"], WP["atol_ratio"], WP["reference_tolerance"])
+except ValueError as error:
+    stop(f"config: bench.work_precision: {error}")
 WP_SETTINGS = {
     problem: settings_file(
         f"bench/work_precision_{problem}",
