@@ -104,11 +104,13 @@ def git_commit() -> dict:
 
 def code_version(experiment: str | None = None) -> dict:
     """The code a result came from: pyode's version, git commit and dirty flag, the digest of the
-    source it ran (`code_digest`), and the versions of the libraries that can change a result."""
+    source it ran (`code_digest` of `experiment`, or of the layers below the experiments for an
+    experiment that is not one of pyode's modules), and the versions of the libraries that can
+    change a result."""
     return {
         "pyode": _version("pyode"),
         **git_commit(),
-        "digest": code_digest(experiment),
+        "digest": code_digest(experiment if experiment in experiment_modules() else None),
         **({"experiment": experiment} if experiment else {}),
         **{name: _version(name) for name in RESULT_PACKAGES},
     }

@@ -89,6 +89,7 @@ def run_toy(settings: ToySettings, folder):
         settings,
         folder,
         options=options,
+        experiment="toy",
         inputs={"data": data},
         save_outputs=save_outputs,
     )
@@ -124,6 +125,24 @@ def test_a_toy_experiment_through_the_skeleton_end_to_end(tmp_path):
     report = summary.compare(first, second)
     assert "toy flow  train.learning_rate: 0.03 -> 0.01" in report
     assert "final_mse:" in report and "%" in report
+    assert "code that differs (0):" in report
+    record = json.loads((second / "metrics.json").read_text())
+    record["code"].update(commit="f" * 40, jax="9.9.9")
+    (second / "metrics.json").write_text(json.dumps(record))
+    report = summary.compare(first, second)
+    code = report.index("code that differs (2):")
+    assert code < report.index("settings that differ")
+    assert f"  toy (1 run)  commit: {_short_commit(first)} -> ffffffffffff" in report
+    assert "  toy (1 run)  jax: " in report and "-> '9.9.9'" in report
+    del record["code"]
+    (second / "metrics.json").write_text(json.dumps(record))
+    assert "  toy (1 run)  code version: recorded -> not recorded" in summary.compare(first, second)
+
+
+def _short_commit(folder) -> str:
+    """The commit of a run's code as `pyode compare` shows it (None outside a git checkout)."""
+    commit = json.loads((folder / "metrics.json").read_text())["code"]["commit"]
+    return repr(None) if commit is None else commit[:12]
 
 
 def test_settings_name_the_key_the_value_and_what_is_allowed():

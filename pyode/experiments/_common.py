@@ -17,8 +17,6 @@ from ..models import build_model, load_model, save_model
 from ..train import OptaxStepper, TrainOptions, TrainState, clear_state, fit, make_optimizer, run_identity
 from ._settings import Section, SettingsError
 
-_EXPERIMENT_MODULES = {p.stem for p in Path(__file__).parent.glob("[!_]*.py")}
-
 STATE_DIR = "train-state"
 """A run's training state lives in this sub-folder of its output folder until the run finishes."""
 
@@ -282,7 +280,7 @@ def write_metrics(
         "dtype": dtype,
         "device": jax_device(),
         "versions": versions(),
-        "code": code_version(experiment if experiment in _EXPERIMENT_MODULES else None),
+        "code": code_version(experiment),
     }
     write_json(path, record)
     return record

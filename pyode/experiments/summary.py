@@ -218,7 +218,11 @@ def _by_run(records: list[dict]) -> dict[tuple[str, str], dict]:
     runs = {}
     for record in records:
         for entry in record["runs"]:
-            runs[(record["experiment"], entry["run"])] = {**entry, "units": record["units"]}
+            runs[(record["experiment"], entry["run"])] = {
+                **entry,
+                "units": record["units"],
+                "code": record.get("code"),
+            }
     return runs
 
 
@@ -233,12 +237,42 @@ RESOURCE_UNITS = ("s", "MiB")
 """Units of what a run costs on a machine (time, memory): they differ between any two runs."""
 
 
+def _code_differences(a: dict, b: dict, common: list) -> list[str]:
+    """Lines naming each code-version field that differs, once per experiment and pair of values."""
+    runs_by_change: dict[tuple, list[str]] = {}
+    for key in common:
+        code_a, code_b = a[key]["code"] or {}, b[key]["code"] or {}
+        if bool(code_a) != bool(code_b):  # results written before pyode recorded its code
+            recorded = ["recorded" if code else "not recorded" for code in (code_a, code_b)]
+            runs_by_change.setdefault((key[0], "code version", *recorded), []).append(key[1])
+            continue
+        for name in sorted(set(code_a) | set(code_b)):
+            if code_a.get(name) != code_b.get(name):
+                values = [_short(code.get(name)) for code in (code_a, code_b)]
+                runs_by_change.setdefault((key[0], name, *values), []).append(key[1])
+    return [
+        f"  {experiment} ({len(runs)} run{'s' if len(runs) > 1 else ''})  {name}: {value_a} -> {value_b}"
+        for (experiment, name, value_a, value_b), runs in runs_by_change.items()
+    ]
+
+
+def _short(value) -> str:
+    """A code-version value as shown: digests and commits by their first 12 characters."""
+    if isinstance(value, str) and len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return repr(value)
+
+
 def compare(folder_a: str | Path, folder_b: str | Path, *, resources: bool = False) -> str:
-    """A report of what differs between two result folders: settings, then metrics (with relative
+    """A report of what differs between two result folders: the code that made them first (pyode's
+    commit, source digest and library versions), then settings, then metrics (with relative
     differences), then runs found in only one. Time and memory (units s, MiB) only with `resources`."""
     a, b = _by_run(_records_of(Path(folder_a))), _by_run(_records_of(Path(folder_b)))
     lines = [f"pyode compare: A = {folder_a}, B = {folder_b}"]
     common = [key for key in a if key in b]
+    code_lines = _code_differences(a, b, common)
+    lines.append(f"code that differs ({len(code_lines)}):")
+    lines += code_lines or ["  none"]
     settings_lines, metric_lines = [], []
     for key in common:
         label = f"{key[0]} {key[1]}"
