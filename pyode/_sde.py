@@ -20,6 +20,7 @@ import lineax
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._names import BROWNIAN_PATHS
 from ._solve import Solution, _status
 
 
@@ -51,8 +52,6 @@ SDE_SOLVERS: dict[str, SDESolverSpec] = {
 SDE_ADJOINTS = ("checkpoint", "backsolve")
 """Pathwise backprop through the steps, or the stochastic adjoint (Li et al. 2020; heun and midpoint
 only)."""
-
-BROWNIAN_PATHS = ("virtual_tree", "unsafe")
 
 
 class GridBrownianPath(diffrax.AbstractBrownianPath):
