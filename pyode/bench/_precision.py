@@ -50,9 +50,9 @@ ERROR = "max over save times, batch entries and state components of |y - y_refer
 def library_solvers(library: str) -> tuple[str, ...]:
     """The solvers `library` offers to the work-precision study."""
     if library == "pyode":
-        from .. import SOLVERS
+        from .. import FIXED_STEP_SOLVERS, SOLVER_NAMES
 
-        return tuple(name for name, spec in SOLVERS.items() if spec.adaptive)
+        return tuple(name for name in SOLVER_NAMES if name not in FIXED_STEP_SOLVERS)
     if library == "scratch":
         from ..scratch import TABLEAUS
 
