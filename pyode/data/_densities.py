@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float
-from scipy.special import logsumexp
 
 from .. import CorruptFile, load_arrays, save_arrays
 
@@ -86,6 +85,8 @@ DENSITIES: dict[str, Callable[..., np.ndarray]] = {
 
 
 def _eight_gaussians_log_density(x: np.ndarray) -> np.ndarray:
+    from scipy.special import logsumexp  # here: planning imports this module and needs no SciPy
+
     std = EIGHT_GAUSSIANS_STD / EIGHT_GAUSSIANS_SHRINK
     centres = _eight_centres() / EIGHT_GAUSSIANS_SHRINK
     squared = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float
-from scipy.integrate import solve_ivp
 
 from .. import CorruptFile, load_arrays, save_arrays
 
@@ -100,6 +99,8 @@ def rotation_field(rotation: float) -> VectorField:
 
 def simulate(field: VectorField, y0, ts: Float[np.ndarray, " time"]) -> Float[np.ndarray, "time 2"]:
     """The state at the sorted times `ts` (ts[0] may be past 0), from y0 at t = 0: SciPy DOP853, float64."""
+    from scipy.integrate import solve_ivp  # here: planning imports this module and needs no SciPy
+
     ts = np.asarray(ts, dtype=np.float64)
     solution = solve_ivp(
         lambda t, y: field(y),
