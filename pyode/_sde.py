@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import lineax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._names import BROWNIAN_PATHS
 from ._solve import Solution, _fixed_step_budget, _status
 
 
@@ -50,8 +51,6 @@ SDE_SOLVERS: dict[str, SDESolverSpec] = {
 SDE_ADJOINTS = ("checkpoint", "backsolve")
 """Pathwise backprop through the steps, or the stochastic adjoint (Li et al. 2020; heun and midpoint
 only)."""
-
-BROWNIAN_PATHS = ("virtual_tree", "unsafe")
 
 
 class GridBrownianPath(diffrax.AbstractBrownianPath):

@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from ._counting import counted, counted_evaluations, counting_traced
+from ._names import check_options
 
 
 class RK4(diffrax.AbstractERK):
@@ -67,9 +68,6 @@ SOLVERS: dict[str, SolverSpec] = {
     "kvaerno5": SolverSpec(diffrax.Kvaerno5, order=5, stages=7, fsal=True, adaptive=True, implicit=True),
 }
 
-ADJOINTS = ("checkpoint", "backsolve", "backsolve-seminorm", "backsolve-rms")
-
-
 _FAILURES = (
     "max_steps_reached",
     "dt_min_reached",
@@ -119,55 +117,6 @@ class Solution(eqx.Module):
         """The state at the last save time."""
         return self.ys[-1]
 
-
-def _choose(name: str, kind: str, choices) -> None:
-    if name not in choices:
-        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(choices)}")
-
-
-def check_options(
-    solver: str,
-    adjoint: str = "checkpoint",
-    *,
-    rtol: float | None = None,
-    atol: float | None = None,
-    dt: float | None = None,
-    steps: int | None = None,
-) -> None:
-    """Raise a clear ValueError if this combination of options cannot be solved."""
-    _choose(solver, "solver", SOLVERS)
-    _choose(adjoint, "gradient method", ADJOINTS)
-    spec = SOLVERS[solver]
-    adaptive = rtol is not None or atol is not None
-    fixed = dt is not None or steps is not None
-    if adaptive and fixed:
-        raise ValueError("give either tolerances (rtol, atol) or a fixed step (dt or steps), not both")
-    if dt is not None and steps is not None:
-        raise ValueError("give either dt or steps, not both")
-    if adaptive and (rtol is None or atol is None):
-        raise ValueError("an adaptive solve needs both rtol and atol")
-    if adaptive and not spec.adaptive:
-        adaptive_names = [name for name, s in SOLVERS.items() if s.adaptive]
-        raise ValueError(
-            f"solver {solver!r} has no error estimate and takes no tolerances; give dt or steps, "
-            f"or choose an adaptive solver: {', '.join(adaptive_names)}"
-        )
-    if spec.implicit and fixed:
-        raise ValueError(
-            f"solver {solver!r} is implicit: give rtol and atol (its Newton iterations use them)"
-        )
-    if not adaptive and not fixed:
-        raise ValueError(f"solver {solver!r} needs tolerances (rtol, atol) or a fixed step (dt or steps)")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    if dt is not None and dt <= 0:
-        raise ValueError(f"dt must be positive, got {dt}")
-    if adjoint in ("backsolve-seminorm", "backsolve-rms") and not adaptive:
-        raise ValueError(f"{adjoint} changes only the error norm of an adaptive backward solve")
-
-
-ADAPTIVE_MAX_STEPS = 4096
-"""An adaptive solve's step budget unless `max_steps` is given."""
 
 CHECKPOINTS = 64
 """States `checkpoint` keeps for the backward pass (Diffrax's RecursiveCheckpointAdjoint):

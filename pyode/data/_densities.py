@@ -7,16 +7,20 @@ test negative log-likelihood can be set beside the best any model can reach: the
 own entropy, estimated on the same test points.
 """
 
+from __future__ import annotations
+
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Float
-from scipy.special import logsumexp
 
 from .. import CorruptFile, load_arrays, save_arrays
+
+if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
+    from jaxtyping import Float
 
 EIGHT_GAUSSIANS_RADIUS = 4.0
 EIGHT_GAUSSIANS_STD = 0.5
@@ -86,6 +90,8 @@ DENSITIES: dict[str, Callable[..., np.ndarray]] = {
 
 
 def _eight_gaussians_log_density(x: np.ndarray) -> np.ndarray:
+    from scipy.special import logsumexp  # here: planning imports this module and needs no SciPy
+
     std = EIGHT_GAUSSIANS_STD / EIGHT_GAUSSIANS_SHRINK
     centres = _eight_centres() / EIGHT_GAUSSIANS_SHRINK
     squared = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
@@ -142,7 +148,7 @@ class DensitySamples:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "DensitySamples":
+    def load(cls, path: str | Path) -> DensitySamples:
         """Read samples written by `save`, verified."""
         arrays, metadata = load_arrays(path)
         if metadata.get("kind") != "density_samples" or set(arrays) != {"x_train", "x_test"}:

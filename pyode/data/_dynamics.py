@@ -7,16 +7,22 @@ windows are drawn from the observations by `sample_windows`, padded to a fixed s
 a mask so that every batch has the same shapes.
 """
 
+from __future__ import annotations
+
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Float
-from scipy.integrate import solve_ivp
 
 from .. import CorruptFile, load_arrays, save_arrays
+
+if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
+    from jaxtyping import Float
+
+    VectorField = Callable[[Float[np.ndarray, "... 2"]], Float[np.ndarray, "... 2"]]
 
 LINEAR_SPIRAL_MATRIX = np.array([[-0.1, -1.0], [1.0, -0.1]])
 LINEAR_SPIRAL_START = np.array([0.6, 0.3])
@@ -25,8 +31,6 @@ NN_SPIRAL_B = np.array([[0.2, 1.0], [-1.0, 0.2]])
 NN_SPIRAL_CENTRE = np.array([-1.0, 0.0])
 NN_SPIRAL_START = np.array([0.6, 0.3])
 TRUTH_TOLERANCE = 1e-10
-
-VectorField = Callable[[Float[np.ndarray, "... 2"]], Float[np.ndarray, "... 2"]]
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class Trajectories:
         save_arrays(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Trajectories":
+    def load(cls, path: str | Path) -> Trajectories:
         """Read a file written by `save`, verified."""
         arrays, meta = load_arrays(path)
         if meta.pop("kind", None) != "trajectories" or set(arrays) != set(_ARRAYS):
@@ -100,6 +104,8 @@ def rotation_field(rotation: float) -> VectorField:
 
 def simulate(field: VectorField, y0, ts: Float[np.ndarray, " time"]) -> Float[np.ndarray, "time 2"]:
     """The state at the sorted times `ts` (ts[0] may be past 0), from y0 at t = 0: SciPy DOP853, float64."""
+    from scipy.integrate import solve_ivp  # here: planning imports this module and needs no SciPy
+
     ts = np.asarray(ts, dtype=np.float64)
     solution = solve_ivp(
         lambda t, y: field(y),

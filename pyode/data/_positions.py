@@ -4,14 +4,19 @@ Both are given as `PositionSeries`: each series starts from a known position x(t
 observed (in position only, with noise) at shared times; held-out series start elsewhere.
 """
 
+from __future__ import annotations
+
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Float
 
 from .. import CorruptFile, load_arrays, save_arrays
+
+if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
+    from jaxtyping import Float
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class PositionSeries:
         save_arrays(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "PositionSeries":
+    def load(cls, path: str | Path) -> PositionSeries:
         """Read a file written by `save`, verified."""
         arrays, meta = load_arrays(path)
         if meta.pop("kind", None) != "positions" or set(arrays) != set(_ARRAYS):

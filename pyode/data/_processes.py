@@ -11,14 +11,19 @@ is seen away from equilibrium too) and is observed every `dt` on [0, t1]. The la
 `test_paths` paths are held out.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Float
 
 from .. import CorruptFile, load_arrays, save_arrays
+
+if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
+    from jaxtyping import Float
 
 PROCESS_DEFAULTS: dict[str, dict] = {
     "ou": {"theta": 2.0, "mean": 1.0, "sigma": 0.5, "x0_low": -1.0, "x0_high": 3.0},
@@ -110,7 +115,7 @@ class Paths:
         save_arrays(path, {"ts": self.ts, "xs": self.xs}, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Paths":
+    def load(cls, path: str | Path) -> Paths:
         """Read paths written by `save`, verified."""
         arrays, metadata = load_arrays(path)
         if metadata.get("kind") != "paths" or set(arrays) != {"ts", "xs"}:

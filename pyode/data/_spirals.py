@@ -15,13 +15,18 @@ series keeps `observations` chosen at random without replacement (the paper's ir
 times).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Bool, Float, Int
 
 from .. import CorruptFile, load_arrays, save_arrays
+
+if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
+    from jaxtyping import Bool, Float, Int
 
 PARTS = ("train", "test")
 
@@ -63,7 +68,7 @@ class SpiralSeries:
         save_arrays(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "SpiralSeries":
+    def load(cls, path: str | Path) -> SpiralSeries:
         """Read a file written by `save`, verified."""
         arrays, meta = load_arrays(path)
         if meta.pop("kind", None) != "spirals" or set(arrays) != set(_ARRAYS):

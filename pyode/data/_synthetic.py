@@ -1,13 +1,18 @@
 """Two-class point sets in the plane for neural ODE classifiers."""
 
+from __future__ import annotations
+
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Float, Int
 
 from .. import CorruptFile, load_arrays, save_arrays
+
+if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
+    from jaxtyping import Float, Int
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Split:
         save_arrays(path, arrays, {"kind": "split"})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Split":
+    def load(cls, path: str | Path) -> Split:
         """Read a split written by `save`, verified."""
         arrays, metadata = load_arrays(path)
         if metadata.get("kind") != "split" or set(arrays) != set(_SPLIT_ARRAYS):

@@ -3,6 +3,10 @@
 Each module has a typed `Settings` (its defaults), `plan(section, seed=...)` turning its
 config section into resolved runs, and the stages its workflow rules call: data, training
 through the one loop (`pyode.train`), evaluation with figures, metrics in one shape.
+
+The modules import JAX, Equinox, Optax, the models, the training loop and the plots inside the
+functions that use them, not at the top: the workflow plans every experiment before any job (a
+dry run too), and planning then imports none of them (tests/test_planning.py checks it).
 """
 
 from . import classify as classify

@@ -4,18 +4,21 @@ An experiment module has one shape (docs/architecture.md): a typed `Settings` wi
 defaults, then data -> model -> `train_run` -> evaluation -> `write_metrics` and figures.
 """
 
+import functools
 import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import atomic_write, code_version, jax_device, read_json, versions, write_json
-from ..models import build_model, load_model, save_model
-from ..train import OptaxStepper, TrainOptions, TrainState, clear_state, fit, make_optimizer, run_identity
+from ..train import TrainOptions
 from ._settings import Section, SettingsError
+
+if TYPE_CHECKING:
+    from ..train import TrainState
 
 STATE_DIR = "train-state"
 """A run's training state lives in this sub-folder of its output folder until the run finishes."""
@@ -50,6 +53,23 @@ def load_settings(resolve: Callable[[dict, str], Section], source: str | Path | 
         raise SettingsError(f"{path}: {error}") from None
 
 
+def filter_jit(function: Callable) -> Callable:
+    """`equinox.filter_jit(function)`, made on the first call, so that a module-level jitted function
+    imports no JAX when its experiment is imported."""
+    jitted = None
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        nonlocal jitted
+        if jitted is None:
+            import equinox as eqx
+
+            jitted = eqx.filter_jit(function)
+        return jitted(*args, **kwargs)
+
+    return call
+
+
 def check_data_is_for(data_path: str | Path, held: str, wanted: str, what: str) -> None:
     """A SettingsError if the file at `data_path` holds `what` of `held` where the settings want `wanted`."""
     if held != wanted:
@@ -65,9 +85,9 @@ def train_run(
     options: TrainOptions,
     experiment: str,
     inputs: dict[str, str | Path],
-    save_outputs: Callable[[TrainState, dict], None],
+    save_outputs: Callable[["TrainState", dict], None],
     observe: Callable[[int, Any], dict | None] | None = None,
-) -> TrainState:
+) -> "TrainState":
     """Train under the run's identity (its settings, the digests of `inputs` and the code of
     `experiment`: `pyode.code_version`), then write its outputs.
 
@@ -75,6 +95,8 @@ def train_run(
     writes what the run leaves (model, extras), history.jsonl is written beside it, and the
     state is removed, so that a finished run leaves nothing to resume.
     """
+    from ..train import clear_state, fit, run_identity
+
     out_dir = Path(out_dir)
     identity = run_identity(settings.to_dict(), inputs, code=code_version(experiment))
     state_dir = out_dir / STATE_DIR
@@ -123,15 +145,18 @@ def train_model(
     options: TrainOptions,
     data_path: str | Path,
     observe: Callable[[int, Any], dict | None] | None = None,
-    extra_outputs: Callable[[TrainState, Any], None] | None = None,
-) -> TrainState:
+    extra_outputs: Callable[["TrainState", Any], None] | None = None,
+) -> "TrainState":
     """`train_run` of an Equinox model with optax: the trained model is written to `out_dir/model.npz`
     (`pyode.models.save_model` with its `kind`, build `spec`, settings and identity), then any
     `extra_outputs(state, model)`."""
+    from ..models import save_model
+    from ..train import OptaxStepper, make_optimizer
+
     out_dir = Path(out_dir)
     stepper = OptaxStepper(model, loss_fn, make_optimizer(options))
 
-    def save_outputs(state: TrainState, identity: dict) -> None:
+    def save_outputs(state: "TrainState", identity: dict) -> None:
         trained = stepper.model(state.params)
         metadata = {"experiment": experiment, "settings": settings.to_dict(), "identity": identity}
         save_model(out_dir / "model.npz", trained, kind=kind, spec=spec, metadata=metadata)
@@ -153,11 +178,13 @@ def train_model(
 
 def train_new_model(
     loss_fn: Callable, batch_at: Callable, settings: Section, out_dir: str | Path, **run
-) -> TrainState:
+) -> "TrainState":
     """`train_model` of `build_model(run["kind"], run["spec"])` keyed by `settings.seed`, for
     `settings.train.steps` steps; `run` holds train_model's keywords but `options`, and the
     progress bar's `description` and `progress`."""
     import jax
+
+    from ..models import build_model
 
     model = build_model(run["kind"], run["spec"], key=jax.random.PRNGKey(settings.seed))
     options = settings.train.options(
@@ -301,6 +328,8 @@ def load_run(
 ) -> tuple[Any, dict, Section, list[dict]]:
     """A finished training run in `run_dir`: its model, the model file's metadata, its settings (resolved
     by the experiment's `resolve`) and its history."""
+    from ..models import load_model
+
     model, metadata = load_model(Path(run_dir) / "model.npz")
     return model, metadata, resolve(metadata["settings"]), read_history(Path(run_dir) / "history.jsonl")
 

@@ -3,8 +3,8 @@
 import dataclasses
 from typing import Any
 
-from .. import ADJOINTS, SOLVERS, check_options
-from ..models import ACTIVATIONS
+from .. import ADJOINTS, SOLVER_NAMES, check_options
+from ..models import ACTIVATION_NAMES
 from ..train import OPTIMIZERS, SCHEDULES, TrainOptions
 from ._settings import Section, option, reported_at
 
@@ -15,7 +15,7 @@ class FieldSettings(Section):
 
     width: int = option(64, minimum=1)
     depth: int = option(1, minimum=0)
-    activation: str = option("tanh", choices=ACTIVATIONS)
+    activation: str = option("tanh", choices=ACTIVATION_NAMES)
     time_input: bool = option(False)
 
 
@@ -27,7 +27,7 @@ class SolveSettings(Section):
     so that a preset can switch between the two without naming the others null.
     """
 
-    solver: str = option("dopri5", choices=SOLVERS)
+    solver: str = option("dopri5", choices=SOLVER_NAMES)
     adjoint: str = option("checkpoint", choices=ADJOINTS)
     rtol: float | None = option(1e-3, above=0)
     atol: float | None = option(1e-3, above=0)

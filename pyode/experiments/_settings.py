@@ -11,6 +11,7 @@ the constraints: `choices` (names from the package's registries), `minimum`, `ab
 import contextlib
 import copy
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -101,7 +102,13 @@ def unique_names(entries: list[dict], where: str) -> None:
 
 
 def _annotation(cls: type, key: str):
-    return typing.get_type_hints(cls)[key]
+    return _type_hints(cls)[key]
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """`typing.get_type_hints(cls)`, computed once per class (planning overlays hundreds of sections)."""
+    return typing.get_type_hints(cls)
 
 
 def _plain(value):

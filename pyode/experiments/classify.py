@@ -9,18 +9,17 @@ three figures (training curves, the learnt flow, the decision regions).
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .. import counted_programs, counting, status_message
 from ..data import GENERATORS, Split, make_split, split_sizes
-from ..models import ODEClassifier, classifier_loss, load_model
 from ._common import HISTORY_UNITS, read_history, summarise_history, train_new_model, write_run_metrics
 from ._sections import BatchTrainSettings, FieldSettings, SolveSettings
 from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
+
+if TYPE_CHECKING:
+    from ..models import ODEClassifier
 
 EXPERIMENT = "classify"
 
@@ -129,6 +128,10 @@ def make_data(settings: DataSettings, out: str | Path) -> Split:
 
 def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True):
     """Train on the split at `data_path`; write model.npz and history.jsonl to `out_dir`."""
+    import jax.numpy as jnp
+
+    from ..models import classifier_loss
+
     out_dir = Path(out_dir)
     split = Split.load(data_path)
     batch_size, seed = settings.train.batch_size, settings.seed
@@ -154,12 +157,19 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     )
 
 
-def evaluate_classifier(model: ODEClassifier, split: Split) -> dict:
+def evaluate_classifier(model: "ODEClassifier", split: Split) -> dict:
     """Accuracy, loss and forward evaluation counts on the train and test sets.
 
     Each part is solved twice: bare (timed) and with its evaluations counted as executed, which
     equals the count from the solver's statistics unless the first step was rejected (docs/solve.md).
     """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from .. import counted_programs, counting, status_message
+    from ..models import classifier_loss
+
     bare = eqx.filter_jit(classifier_loss)
     counted = eqx.filter_jit(lambda m, b: classifier_loss(m, b))
     metrics = {}
@@ -201,6 +211,7 @@ UNITS = {
 def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path, *, run: str) -> dict:
     """Evaluate the classifier trained in `run_dir`; write metrics.json and the figures to `out_dir`."""
     from .. import plots
+    from ..models import load_model
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     model, metadata = load_model(run_dir / "model.npz")

@@ -15,18 +15,16 @@ import functools
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .. import status_message
 from ..data import DENSITIES, DensitySamples, check_density_options, sample_density
-from ..models import CNF, PROBES, TRACES, cnf_loss
+from ..models import PROBES, TRACES
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
+    filter_jit,
     load_run,
     summarise_history,
     train_new_model,
@@ -35,8 +33,11 @@ from ._common import (
 from ._sections import BatchTrainSettings, FieldSettings, GeneratedData, SolveSettings
 from ._settings import Section, SettingsError, data_part, option, unique_names
 
+if TYPE_CHECKING:
+    from ..models import CNF
+
 EXPERIMENT = "cnf"
-DTYPE = jnp.float32
+DTYPE = np.float32
 EVALUATION_BATCH = 16384
 """Points per solve in evaluation (the grid is solved in chunks of this size)."""
 
@@ -181,6 +182,9 @@ def make_data(settings: DataSettings, out: str | Path) -> DensitySamples:
 
 def batch_sampler(x_train: np.ndarray, batch_size: int, seed: int):
     """step -> (points, key): a random batch and the key of its Hutchinson probes, both fixed by the step."""
+    import jax
+    import jax.numpy as jnp
+
     base = jax.random.PRNGKey(seed)
 
     def batch_at(step: int):
@@ -192,6 +196,8 @@ def batch_sampler(x_train: np.ndarray, batch_size: int, seed: int):
 
 def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True):
     """Train the flow on the samples at `data_path`; write model.npz and history.jsonl to `out_dir`."""
+    from ..models import cnf_loss
+
     out_dir = Path(out_dir)
     samples = DensitySamples.load(data_path)
     check_data_is_for(data_path, samples.density, settings.density, "points")
@@ -215,30 +221,36 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     )
 
 
-def exact(model: CNF, *, regularise: bool = False) -> CNF:
+def exact(model: "CNF", *, regularise: bool = False) -> "CNF":
     """The same flow with the exact trace (and, with `regularise`, the regularisers integrated)."""
     dynamics = dataclasses.replace(model.dynamics, regularise=regularise)
     return dataclasses.replace(model, dynamics=dynamics, trace="exact")
 
 
-def hutchinson(model: CNF, probe: str | None = None) -> CNF:
+def hutchinson(model: "CNF", probe: str | None = None) -> "CNF":
     """The same flow with Hutchinson's trace estimate (its own probe kind, or `probe`)."""
     dynamics = dataclasses.replace(model.dynamics, regularise=False)
     return dataclasses.replace(model, dynamics=dynamics, trace="hutchinson", probe=probe or model.probe)
 
 
-@eqx.filter_jit
-def _log_density(model: CNF, x, key):
+@filter_jit
+def _log_density(model: "CNF", x, key):
     log_p, regularisers, solution = model.log_density(x, key=key)
     return log_p, regularisers, solution.nfe_forward, solution.status
 
 
-def log_density(model: CNF, x: np.ndarray, *, key=None) -> tuple[np.ndarray, np.ndarray | None, int]:
+def log_density(model: "CNF", x: np.ndarray, *, key=None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """log p(x) in chunks of `EVALUATION_BATCH` points: (log p, regularisers or None, largest NFE of a chunk).
 
     The last chunk is filled up with the first points again, so that every chunk has one shape.
     A failed solve is an error naming the solver's reason.
     """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from .. import status_message
+
     key = jax.random.PRNGKey(0) if key is None else key
     pieces, regularisers, nfe = [], [], 0
     dtype = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
@@ -263,7 +275,7 @@ def grid_axes(x: np.ndarray, cells: int, margin: float) -> np.ndarray:
     return np.linspace(-half, half, cells + 1)
 
 
-def density_mass(model: CNF, edges: np.ndarray) -> tuple[float, np.ndarray]:
+def density_mass(model: "CNF", edges: np.ndarray) -> tuple[float, np.ndarray]:
     """The learnt density's integral over the square grid with these cell edges (midpoint rule),
     and log p at the cell centres (cells, cells), rows along the second coordinate."""
     centres = 0.5 * (edges[1:] + edges[:-1])
@@ -273,13 +285,15 @@ def density_mass(model: CNF, edges: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.exp(log_p).sum() * cell), log_p.reshape(gx.shape)
 
 
-def hutchinson_check(model: CNF, x: np.ndarray, exact_log_p: np.ndarray, probes: int, seed: int) -> dict:
+def hutchinson_check(model: "CNF", x: np.ndarray, exact_log_p: np.ndarray, probes: int, seed: int) -> dict:
     """Hutchinson's test NLL beside the exact one: `probes` independent probes per point.
 
     The estimate's Monte-Carlo error is that of the per-point difference between the mean of
     the probes' estimates and the exact log-density (zero mean, independent across points):
     its standard error is the sample standard deviation of the differences over sqrt(points).
     """
+    import jax
+
     repeated = np.repeat(x, probes, axis=0)
     estimates, _, nfe = log_density(hutchinson(model), repeated, key=jax.random.PRNGKey(seed))
     difference = estimates.reshape(len(x), probes).mean(axis=1) - exact_log_p
@@ -294,15 +308,20 @@ def hutchinson_check(model: CNF, x: np.ndarray, exact_log_p: np.ndarray, probes:
     }
 
 
-@eqx.filter_jit
-def _flow(model: CNF, z1, ts):
+@filter_jit
+def _flow(model: "CNF", z1, ts):
     solution = model.flow(z1, ts)
     return solution.ys, solution.nfe_forward, solution.status
 
 
-def sample_flow(model: CNF, count: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+def sample_flow(model: "CNF", count: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     """`count` base points carried from t1 back to 0, saved at `frames` times: (times, states
     (frames, count, 2), NFE). The last frame holds samples of the learnt density."""
+    import jax
+    import jax.numpy as jnp
+
+    from .. import status_message
+
     z1 = jax.random.normal(jax.random.PRNGKey(seed), (count, 2), DTYPE)
     ts = jnp.linspace(model.t1, 0.0, frames, dtype=DTYPE)
     ys, nfe, status = _flow(model, z1, ts)

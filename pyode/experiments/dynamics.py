@@ -12,14 +12,11 @@ import functools
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
-from .. import load_arrays, save_arrays, solve, status_message
+from .. import load_arrays, save_arrays
 from ..data import (
     DYNAMICS_GENERATORS,
     Trajectories,
@@ -28,11 +25,11 @@ from ..data import (
     make_trajectories,
     sample_windows,
 )
-from ..models import LinearField, build_model, load_model
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
     evaluation_options,
+    filter_jit,
     read_history,
     rmse,
     summarise_history,
@@ -42,8 +39,12 @@ from ._common import (
 from ._sections import FieldSettings, GeneratedData, SolveSettings, StepTrainSettings
 from ._settings import Section, SettingsError, data_part, option, unique_names
 
+if TYPE_CHECKING:
+    import equinox as eqx
+    import jax
+
 EXPERIMENT = "dynamics"
-DTYPE = jnp.float32
+DTYPE = np.float32
 FIELD_KINDS = ("linear", "mlp")
 
 
@@ -180,12 +181,17 @@ def make_data(settings: DataSettings, out: str | Path) -> Trajectories:
     return data
 
 
-def window_loss(field: eqx.Module, windows: tuple, solve_options: dict) -> tuple[jax.Array, dict]:
+def window_loss(field: "eqx.Module", windows: tuple, solve_options: dict) -> tuple["jax.Array", dict]:
     """Mean squared error over the masked observations of a batch of windows.
 
     Each window is integrated at its own times from its first observation, which is left
     out of the mean (it is exact by construction).
     """
+    import jax
+    import jax.numpy as jnp
+
+    from .. import solve
+
     ts, ys, mask = windows
 
     def integrate(window_ts, window_ys):
@@ -201,6 +207,8 @@ def window_loss(field: eqx.Module, windows: tuple, solve_options: dict) -> tuple
 
 def windows_as_arrays(windows: Windows) -> tuple:
     """A batch of windows as float32 JAX arrays (ts, ys, mask)."""
+    import jax.numpy as jnp
+
     return tuple(jnp.asarray(a, dtype=DTYPE) for a in (windows.ts, windows.ys, windows.mask))
 
 
@@ -229,6 +237,12 @@ def snapshot_steps(settings: Settings) -> list[int]:
 
 def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True):
     """Train the fit on the data at `data_path`; write model.npz, history.jsonl and snapshots.npz."""
+    import equinox as eqx
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from ..models import build_model
+
     out_dir = Path(out_dir)
     data = Trajectories.load(data_path)
     check_data_is_for(data_path, data.system, settings.system, "data")
@@ -240,7 +254,7 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
 
     keep = set(snapshot_steps(settings))
 
-    def snapshot(step: int, field: eqx.Module) -> dict | None:
+    def snapshot(step: int, field: "eqx.Module") -> dict | None:
         if step in keep:
             flat, _ = ravel_pytree(eqx.filter(field, eqx.is_inexact_array))
             return {"step": step, "parameters": np.asarray(flat).tolist()}
@@ -277,8 +291,12 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     )
 
 
-def load_snapshots(path: str | Path, like: eqx.Module) -> list[tuple[int, eqx.Module]]:
+def load_snapshots(path: str | Path, like: "eqx.Module") -> list[tuple[int, "eqx.Module"]]:
     """(step, field) for every snapshot in a snapshots.npz, fields shaped like `like`."""
+    import equinox as eqx
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
     arrays, _ = load_arrays(path)
     params, static = eqx.partition(like, eqx.is_inexact_array)
     _, unravel = ravel_pytree(params)
@@ -288,18 +306,25 @@ def load_snapshots(path: str | Path, like: eqx.Module) -> list[tuple[int, eqx.Mo
     ]
 
 
-@eqx.filter_jit
+@filter_jit
 def _integrate_all(field, initial_states, times, options):
+    import jax
+    import jax.numpy as jnp
+
+    from .. import solve
+
     solutions = jax.vmap(lambda y0, ts: solve(field, y0, ts, t0=0.0, **options))(initial_states, times)
     return solutions.ys, jnp.max(solutions.status)
 
 
-def free_run(field: eqx.Module, data: Trajectories, solve_options: dict) -> tuple[np.ndarray, np.ndarray]:
+def free_run(field: "eqx.Module", data: Trajectories, solve_options: dict) -> tuple[np.ndarray, np.ndarray]:
     """The field's trajectories from the true initial states at t = 0, at the observation times
     and on the extrapolation window: arrays (trajectory, time, 2) and (trajectory, later, 2).
 
     A solve that fails (too many steps, as an early snapshot may need) gives NaN.
     """
+    import jax.numpy as jnp
+
     times = np.concatenate([data.ts, data.extrapolation_ts], axis=1)
     ys, status = _integrate_all(
         field,
@@ -311,7 +336,7 @@ def free_run(field: eqx.Module, data: Trajectories, solve_options: dict) -> tupl
     return ys[:, : data.ts.shape[1]], ys[:, data.ts.shape[1] :]
 
 
-def evaluate_fit(field: eqx.Module, data: Trajectories, settings: Settings) -> tuple[dict, dict]:
+def evaluate_fit(field: "eqx.Module", data: Trajectories, settings: Settings) -> tuple[dict, dict]:
     """Trajectory errors of one fit, on the trajectories it was trained on: (metrics, details).
 
     `train_rmse` compares the free run from the true initial states with the noisy
@@ -320,6 +345,11 @@ def evaluate_fit(field: eqx.Module, data: Trajectories, settings: Settings) -> t
     `window_rmse` is the training objective's error on 64 fresh windows (each started at its
     first observation). A linear fit also reports its matrix beside the true one.
     """
+    import equinox as eqx
+
+    from .. import status_message
+    from ..models import LinearField
+
     data = fit_data(data, settings.fit)
     on_interval, later = free_run(field, data, settings.solve_options())
     windows = sample_windows(
@@ -366,7 +396,10 @@ UNITS = {
 def evaluate(data_path: str | Path, run_dirs: list[str | Path], out_dir: str | Path) -> dict:
     """Evaluate the fits in `run_dirs` (folders written by `train`) on one system's data;
     write metrics.json, loss.png, trajectories.png, field.png, snapshots.png and training.gif."""
+    import jax.numpy as jnp
+
     from .. import plots
+    from ..models import load_model
 
     out_dir = Path(out_dir)
     data = Trajectories.load(data_path)

@@ -14,14 +14,11 @@ import io
 import resource
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from .. import load_arrays, save_arrays, status_message
+from .. import load_arrays, save_arrays
 from ..data import (
     CIFAR10_MIRRORS,
     MNIST_MIRRORS,
@@ -34,11 +31,12 @@ from ..data import (
     random_crop,
     random_flip,
 )
-from ..models import IMAGE_MODEL_KINDS, build_model, parameter_count
+from ..models import IMAGE_MODEL_KINDS
 from ..train import SCHEDULES
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
+    filter_jit,
     summarise_history,
     train_model,
     write_history,
@@ -46,6 +44,9 @@ from ._common import (
 )
 from ._sections import SolveSettings, TrainSettings
 from ._settings import Section, SettingsError, data_part, option, unique_names
+
+if TYPE_CHECKING:
+    import jax
 
 EXPERIMENT = "image"
 DATASETS = ("digits", "mnist", "cifar10")
@@ -303,16 +304,22 @@ def _subset(x, y, size, seed):
     return x[index], y[index]
 
 
-def cross_entropy(model, batch) -> tuple[jax.Array, dict]:
+def cross_entropy(model, batch) -> tuple["jax.Array", dict]:
     """Mean softmax cross-entropy of (images, labels[, dropout key]), with accuracy and the solve's stats."""
+    import jax.numpy as jnp
+    import optax
+
     x, y, *key = batch
     logits, stats = model(x, key=key[0] if key else None)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == y), **stats}
 
 
-@eqx.filter_jit
+@filter_jit
 def _evaluate_batch(model, x, y, weight):
+    import jax.numpy as jnp
+    import optax
+
     logits, stats = model(x)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     return (losses * weight).sum(), ((jnp.argmax(logits, -1) == y) * weight).sum(), stats
@@ -320,6 +327,10 @@ def _evaluate_batch(model, x, y, weight):
 
 def evaluate_images(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
     """Loss, accuracy and mean forward NFE per batch over normalised images (last batch padded)."""
+    import jax.numpy as jnp
+
+    from .. import status_message
+
     total_loss = correct = 0.0
     nfes = []
     for start in range(0, len(x), batch_size):
@@ -344,6 +355,8 @@ def evaluate_images(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> dic
 def peak_memory() -> dict:
     """Peak resident memory of this process (getrusage ru_maxrss: host RAM, JAX runtime and
     compilation included) and, where the device reports it (GPUs), peak device memory in use."""
+    import jax
+
     found = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     stats = jax.devices()[0].memory_stats() or {}
     if "peak_bytes_in_use" in stats:
@@ -378,6 +391,11 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     `out_dir`. A data set skipped for want of its files gives metrics.json with status
     `skipped` and the reason.
     """
+    import jax
+    import jax.numpy as jnp
+
+    from ..models import build_model, parameter_count
+
     out_dir = Path(out_dir)
     name = f"{settings.dataset}/{settings.run_name()}"
     split, reason = load_data(data_path)

@@ -14,24 +14,14 @@ import dataclasses
 import functools
 from pathlib import Path
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .. import status_message
 from ..data import SpiralSeries, bidirectional_spirals, check_spiral_options
-from ..models import (
-    ACTIVATIONS,
-    LatentODE,
-    latent_ode_loss,
-    load_model,
-    parameter_count,
-    recurrent_loss,
-)
+from ..models import ACTIVATION_NAMES
 from ._common import (
     HISTORY_UNITS,
     evaluation_options,
+    filter_jit,
     read_history,
     rmse,
     summarise_history,
@@ -42,7 +32,7 @@ from ._sections import FieldSettings, SolveSettings, StepTrainSettings
 from ._settings import Section, SettingsError, data_part, option, reported_at
 
 EXPERIMENT = "latent"
-DTYPE = jnp.float32
+DTYPE = np.float32
 MODELS = ("latent_ode", "rnn")
 MODEL_LABELS = {"latent_ode": "latent ODE", "rnn": "RNN"}
 
@@ -88,7 +78,7 @@ class NetworkSettings(Section):
     encoder_hidden: int = option(25, minimum=1)
     field: FieldSettings = option(FieldSettings(width=20, depth=2, activation="silu"))
     decoder_width: int = option(20, minimum=1)
-    decoder_activation: str = option("relu", choices=ACTIVATIONS)
+    decoder_activation: str = option("relu", choices=ACTIVATION_NAMES)
     rnn_hidden: int = option(25, minimum=1)
 
 
@@ -187,6 +177,8 @@ def make_data(settings: DataSettings, out: str | Path) -> SpiralSeries:
 
 def observations(data: SpiralSeries, part: str, rows=slice(None)) -> tuple:
     """(window grid, times, values, grid index, mask) of a part's observations, as float32 JAX arrays."""
+    import jax.numpy as jnp
+
     times, values, index, mask = (a[rows] for a in data.observed(part))
     grid = jnp.asarray(data.grid[: data.window], DTYPE)
     return (
@@ -203,6 +195,8 @@ def loss_function(settings: Settings, noise: float):
 
     The likelihood's standard deviation is the data's noise (the torchdiffeq example's choice).
     """
+    from ..models import latent_ode_loss, recurrent_loss
+
     scale = max(noise, 1e-3)
     if settings.model == "rnn":
         return functools.partial(recurrent_loss, noise=scale)
@@ -211,6 +205,8 @@ def loss_function(settings: Settings, noise: float):
 
 def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True):
     """Train the run's model on the spirals at `data_path`; write model.npz and history.jsonl to `out_dir`."""
+    import jax
+
     out_dir = Path(out_dir)
     data = SpiralSeries.load(data_path)
     if data.settings["observations"] != settings.observations:
@@ -243,15 +239,20 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     )
 
 
-@eqx.filter_jit
+@filter_jit
 def _latent_predictions(model, times, values, mask, grid, options):
+    import jax.numpy as jnp
+
     mean, _ = model.encode(times, values, mask)
     solution = model.latent_path(mean, grid, **options)
     return jnp.swapaxes(model.decode(solution.ys), 0, 1), jnp.swapaxes(solution.ys, 0, 1), solution.status
 
 
-@eqx.filter_jit
+@filter_jit
 def _recurrent_predictions(model, times, values, mask, queries):
+    import jax
+    import jax.numpy as jnp
+
     forecast = jax.vmap(lambda t, x, m: model.forecast(t, x, m, queries))(times, values, mask)
     one_step = jax.vmap(lambda t, x, m: model.read(t, x, m, jnp.max(t))[1])(times, values, mask)
     return forecast, one_step
@@ -265,6 +266,11 @@ def predict(model, data: SpiralSeries, part: str, solve_options: dict, rows=slic
 
     The latent ODE decodes the posterior mean of z0, solved at evaluation tolerances.
     """
+    import jax.numpy as jnp
+
+    from .. import status_message
+    from ..models import LatentODE
+
     grid_window, times, values, index, mask = observations(data, part, rows)
     grid = jnp.asarray(data.grid, DTYPE)
     window = data.window
@@ -300,6 +306,8 @@ def evaluate_model(model, data: SpiralSeries, solve_options: dict) -> tuple[dict
     (latent ODE): on every time of the window. `train_observed_rmse`: the first 100 training
     spirals, as the test one (beside it, a sign of overfitting).
     """
+    from ..models import parameter_count
+
     window = data.window
     test = predict(model, data, "test", solve_options)
     train = predict(model, data, "train", solve_options, rows=slice(0, 100))
@@ -345,7 +353,10 @@ UNITS = {
 def evaluate(data_path: str | Path, run_dirs: list[str | Path], out_dir: str | Path) -> dict:
     """Evaluate the runs in `run_dirs` (one observation count) on the spirals at `data_path`; write
     metrics.json, spirals.png, latent.png and loss.png to `out_dir`."""
+    import jax.numpy as jnp
+
     from .. import plots
+    from ..models import load_model
 
     out_dir = Path(out_dir)
     data = SpiralSeries.load(data_path)

@@ -15,17 +15,14 @@ geometric Brownian motion against its exact solution driven by the same Brownian
 """
 
 import dataclasses
+import functools
 import math
 import time
 from pathlib import Path
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy.stats import wasserstein_distance
 
-from .. import BROWNIAN_PATHS, SDE_SOLVERS, GridBrownianPath, brownian_path, solve_sde, status_message
+from .. import BROWNIAN_PATHS
 from ..data import (
     PROCESS_DEFAULTS,
     Paths,
@@ -34,7 +31,7 @@ from ..data import (
     true_diffusion,
     true_drift,
 )
-from ..models import ACTIVATIONS, build_model, transition_nll
+from ..models import ACTIVATION_NAMES
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
@@ -48,8 +45,9 @@ from ._sections import BatchTrainSettings, GeneratedData
 from ._settings import Section, SettingsError, data_part, option, unique_names
 
 EXPERIMENT = "sde"
-DTYPE = jnp.float32
-ITO_SOLVERS = tuple(name for name, spec in SDE_SOLVERS.items() if spec.calculus == "ito")
+DTYPE = np.float32
+ITO_SOLVERS = ("euler", "milstein")
+"""The solvers of `pyode.SDE_SOLVERS` whose solutions converge to the Ito solution."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +57,7 @@ class NetworkSettings(Section):
 
     width: int = option(32, minimum=1)
     depth: int = option(2, minimum=0)
-    activation: str = option("softplus", choices=ACTIVATIONS)
+    activation: str = option("softplus", choices=ACTIVATION_NAMES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +201,11 @@ def transitions(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True):
     """Fit the neural SDE to the training paths at `data_path`; write model.npz and history.jsonl."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..models import build_model, transition_nll
+
     out_dir = Path(out_dir)
     paths = Paths.load(data_path)
     check_data_is_for(data_path, paths.process, settings.process, "paths")
@@ -244,6 +247,9 @@ def relative_error(learnt: np.ndarray, truth: np.ndarray) -> float:
 
 def coefficients(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The model's drift and diffusion at states `x` (n, 1), as float64 NumPy arrays."""
+    import jax
+    import jax.numpy as jnp
+
     states = jnp.asarray(x, DTYPE)
     drift, diffusion = jax.jit(lambda m, s: (m.drift(0.0, s), m.diffusion(0.0, s)))(model, states)
     return np.asarray(drift, np.float64), np.asarray(diffusion, np.float64)
@@ -252,6 +258,12 @@ def coefficients(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def sample_paths(drift, diffusion, x0: np.ndarray, ts: np.ndarray, simulation: SimulationSettings, seed: int):
     """One path per starting point `x0` (n, dim), saved at `ts`, on Brownian paths fixed by `seed`:
     array (n, time, dim). `drift` and `diffusion` take (t, y, args)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from .. import brownian_path, solve_sde, status_message
+
     times = jnp.asarray(ts, DTYPE)
     max_steps = int(math.ceil(float(ts[-1] - ts[0]) / simulation.dt)) + 2
 
@@ -283,6 +295,8 @@ def marginal_errors(sampled: np.ndarray, data: np.ndarray, prefix: str) -> dict[
     difference of means and of standard deviations over time (t > 0), each over the data's
     standard deviation at that time, and the 1-Wasserstein distance at the last time over the
     data's standard deviation there."""
+    from scipy.stats import wasserstein_distance
+
     spread = data[:, 1:, 0].std(axis=0)
     mean_gap = np.abs(sampled[:, 1:, 0].mean(axis=0) - data[:, 1:, 0].mean(axis=0)) / spread
     std_gap = np.abs(sampled[:, 1:, 0].std(axis=0) - spread) / spread
@@ -313,7 +327,10 @@ UNITS = {
 def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path) -> dict:
     """Evaluate the neural SDE fitted in `run_dir`; write metrics.json, loss.png, coefficients.png,
     paths.png and marginals.png to `out_dir`."""
+    import jax.numpy as jnp
+
     from .. import plots
+    from ..models import transition_nll
 
     tic = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -328,7 +345,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path) ->
     dt = float(paths.ts[1] - paths.ts[0])
     x0, x1 = (jnp.asarray(a, DTYPE) for a in transitions(paths.test))
     metrics["test_nll"] = float(transition_nll(model, (x0, x1, dt))[0])
-    truth = _TrueSDE(paths.process, paths.options)
+    truth = _true_sde_class()(paths.process, paths.options)
     metrics["true_coefficients_test_nll"] = float(transition_nll(truth, (x0, x1, dt))[0])
     seed, simulation = settings.seed, settings.simulation
     fitted = sample_paths(model.drift, model.diffusion, paths.xs[:, 0], paths.ts, simulation, seed)
@@ -368,22 +385,29 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path) ->
     return record
 
 
-class _TrueSDE(eqx.Module):
-    """The process's own drift and diffusion, with the neural SDE's interface."""
+@functools.cache
+def _true_sde_class() -> type:
+    """The Equinox module of a process's own drift and diffusion, with the neural SDE's interface."""
+    import equinox as eqx
 
-    process: str = eqx.field(static=True)
-    options: dict = eqx.field(static=True)
+    class TrueSDE(eqx.Module):
+        process: str = eqx.field(static=True)
+        options: dict = eqx.field(static=True)
 
-    def drift(self, t, y, args=None):
-        return true_drift(self.process, y, **self.options)
+        def drift(self, t, y, args=None):
+            return true_drift(self.process, y, **self.options)
 
-    def diffusion(self, t, y, args=None):
-        return true_diffusion(self.process, y, **self.options)
+        def diffusion(self, t, y, args=None):
+            return true_diffusion(self.process, y, **self.options)
+
+    return TrueSDE
 
 
 def convergence(settings: ConvergenceSettings) -> tuple[dict, dict]:
     """Strong and weak errors of each solver at steps 2^-k against GBM's exact solution on the same
     Brownian paths (float64 if JAX's 64-bit mode is on): (metrics by run `gbm/<solver>`, details)."""
+    import jax.numpy as jnp
+
     dtype = jnp.result_type(float)
     rng = np.random.default_rng(settings.seed)
     n = 2**settings.finest
@@ -419,6 +443,11 @@ def _slope(ks: np.ndarray, errors: list[float], fit: tuple[int, int]) -> float:
 def _gbm_finals(grid, mu: float, sigma: float, x0: float, solver: str):
     """(ws, dt) -> X(t1) of GBM by `solver` at step `dt` on each Brownian path of `ws` (path, time, 1),
     given on `grid`: compiled once, for every step."""
+    import jax
+    import jax.numpy as jnp
+
+    from .. import GridBrownianPath, solve_sde
+
     steps = len(grid)  # a bound on the steps: dt is one of the grid's coarsenings
 
     def one(w, dt):
@@ -447,6 +476,8 @@ CONVERGENCE_UNITS = {
 
 def evaluate_convergence(settings: ConvergenceSettings, out_dir: str | Path) -> dict:
     """Measure the convergence orders; write metrics.json and convergence.png to `out_dir`."""
+    import jax.numpy as jnp
+
     from .. import plots
 
     out_dir = Path(out_dir)

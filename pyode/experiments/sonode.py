@@ -11,19 +11,17 @@ errors, parameter counts and figures (the flows; fits and extrapolations).
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .. import status_message
 from ..data import POSITION_TASKS, PositionSeries, check_position_options
-from ..models import POSITION_MODELS, load_model, parameter_count
+from ..models import POSITION_MODELS
 from ._common import (
     HISTORY_UNITS,
     check_data_is_for,
     evaluation_options,
+    filter_jit,
     read_history,
     rmse,
     summarise_history,
@@ -33,8 +31,11 @@ from ._common import (
 from ._sections import FieldSettings, GeneratedData, SolveSettings, StepTrainSettings
 from ._settings import Section, SettingsError, data_part, option, unique_names
 
+if TYPE_CHECKING:
+    import jax
+
 EXPERIMENT = "sonode"
-DTYPE = jnp.float32
+DTYPE = np.float32
 MODEL_LABELS = {"node": "NODE", "anode": "ANODE", "sonode": "SONODE"}
 CROSSING_SOLVED = 1e-2
 """Test MSE below which a model counts as having solved the crossing task (a NODE cannot go below ~1/3)."""
@@ -142,11 +143,13 @@ def make_data(settings: DataSettings, out: str | Path) -> PositionSeries:
     return data
 
 
-def position_loss(model, batch) -> tuple[jax.Array, dict]:
+def position_loss(model, batch) -> tuple["jax.Array", dict]:
     """Mean squared error of the predicted positions at the observed times after t0 (x(t0) is given).
 
     `batch` = (ts (T,), x0 (N, dim), observed (N, T, dim)).
     """
+    import jax.numpy as jnp
+
     ts, x0, observed = batch
     predicted, solution = model.positions(x0, ts)
     squared = (jnp.swapaxes(predicted, 0, 1)[:, 1:] - observed[:, 1:]) ** 2
@@ -157,6 +160,8 @@ def position_loss(model, batch) -> tuple[jax.Array, dict]:
 def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, progress: bool = True):
     """Train the run's model on the task's series at `data_path` (full batch); write model.npz and
     history.jsonl to `out_dir`."""
+    import jax.numpy as jnp
+
     data = PositionSeries.load(data_path)
     check_data_is_for(data_path, data.task, settings.task, "series")
     batch = tuple(jnp.asarray(a, DTYPE) for a in (data.ts, data.initial, data.observed))
@@ -175,8 +180,10 @@ def train(data_path: str | Path, settings: Settings, out_dir: str | Path, *, pro
     )
 
 
-@eqx.filter_jit
+@filter_jit
 def _positions(model, x0, ts, options):
+    import jax.numpy as jnp
+
     positions, solution = model.positions(x0, ts, **options)
     return jnp.swapaxes(positions, 0, 1), jnp.swapaxes(solution.ys, 0, 1), solution.status
 
@@ -184,6 +191,10 @@ def _positions(model, x0, ts, options):
 def run_model(model, x0: np.ndarray, ts: np.ndarray, solve_options: dict) -> tuple[np.ndarray, np.ndarray]:
     """(positions (N, T, dim), states (N, T, state)) of a trained model from x0 at ts[0], at evaluation
     tolerances."""
+    import jax.numpy as jnp
+
+    from .. import status_message
+
     positions, states, status = _positions(
         model, jnp.asarray(x0, DTYPE), jnp.asarray(ts, DTYPE), evaluation_options(solve_options)
     )
@@ -194,6 +205,8 @@ def run_model(model, x0: np.ndarray, ts: np.ndarray, solve_options: dict) -> tup
 
 def evaluate_model(model, data: PositionSeries, solve_options: dict) -> dict:
     """Errors of one trained model on its task (see `UNITS` for what each metric is)."""
+    from ..models import parameter_count
+
     positions, _ = run_model(model, data.initial, data.all_ts, solve_options)
     observed = len(data.ts)
     metrics = {
@@ -232,7 +245,10 @@ UNITS = {
 def evaluate(data_path: str | Path, run_dirs: list[str | Path], out_dir: str | Path) -> dict:
     """Evaluate the models in `run_dirs` on one task; write metrics.json, loss.png and trajectories.png
     (the crossing task: the learnt flows; the oscillator: fits and extrapolations) to `out_dir`."""
+    import jax.numpy as jnp
+
     from .. import plots
+    from ..models import load_model
 
     out_dir = Path(out_dir)
     data = PositionSeries.load(data_path)

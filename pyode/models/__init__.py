@@ -1,44 +1,67 @@
 """Equinox modules: vector fields, neural ODEs, classifiers, latent and second-order ODEs, flows,
-SDEs, and their files."""
+SDEs, and their files.
 
-from ._cnf import CNF as CNF
-from ._cnf import PROBES as PROBES
-from ._cnf import TRACES as TRACES
-from ._cnf import CNFDynamics as CNFDynamics
-from ._cnf import cnf_loss as cnf_loss
-from ._cnf import make_cnf as make_cnf
-from ._cnf import standard_normal_log_density as standard_normal_log_density
-from ._field import ACTIVATIONS as ACTIVATIONS
-from ._field import LinearField as LinearField
-from ._field import MLPField as MLPField
-from ._field import activation_function as activation_function
-from ._field import mlp_field_from_weights as mlp_field_from_weights
-from ._image import IMAGE_MODEL_KINDS as IMAGE_MODEL_KINDS
-from ._image import ImageClassifier as ImageClassifier
-from ._image import make_image_classifier as make_image_classifier
-from ._image import parameter_count as parameter_count
-from ._latent import LatentODE as LatentODE
-from ._latent import RecognitionRNN as RecognitionRNN
-from ._latent import RecurrentForecaster as RecurrentForecaster
-from ._latent import gaussian_log_density as gaussian_log_density
-from ._latent import latent_ode_loss as latent_ode_loss
-from ._latent import make_latent_ode as make_latent_ode
-from ._latent import recurrent_loss as recurrent_loss
-from ._node import AugmentedNeuralODE as AugmentedNeuralODE
-from ._node import NeuralODE as NeuralODE
-from ._node import ODEClassifier as ODEClassifier
-from ._node import classifier_loss as classifier_loss
-from ._node import make_classifier as make_classifier
-from ._physics import VanDerPol as VanDerPol
-from ._saved import MODEL_KINDS as MODEL_KINDS
-from ._saved import build_model as build_model
-from ._saved import load_model as load_model
-from ._saved import save_model as save_model
-from ._sde import NeuralSDE as NeuralSDE
-from ._sde import make_neural_sde as make_neural_sde
-from ._sde import transition_nll as transition_nll
-from ._second_order import POSITION_MODELS as POSITION_MODELS
-from ._second_order import PositionODE as PositionODE
-from ._second_order import SecondOrderField as SecondOrderField
-from ._second_order import make_position_ode as make_position_ode
-from ._second_order import second_order_field_from_weights as second_order_field_from_weights
+The public names below are loaded on first use, so that the names the settings choose from
+(`ACTIVATION_NAMES`, `TRACES`, ...) import no JAX.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "ACTIVATION_NAMES": "._names",
+    "TRACES": "._names",
+    "PROBES": "._names",
+    "IMAGE_MODEL_KINDS": "._names",
+    "POSITION_MODELS": "._names",
+    "CNF": "._cnf",
+    "CNFDynamics": "._cnf",
+    "cnf_loss": "._cnf",
+    "make_cnf": "._cnf",
+    "standard_normal_log_density": "._cnf",
+    "ACTIVATIONS": "._field",
+    "LinearField": "._field",
+    "MLPField": "._field",
+    "activation_function": "._field",
+    "mlp_field_from_weights": "._field",
+    "ImageClassifier": "._image",
+    "make_image_classifier": "._image",
+    "parameter_count": "._image",
+    "LatentODE": "._latent",
+    "RecognitionRNN": "._latent",
+    "RecurrentForecaster": "._latent",
+    "gaussian_log_density": "._latent",
+    "latent_ode_loss": "._latent",
+    "make_latent_ode": "._latent",
+    "recurrent_loss": "._latent",
+    "AugmentedNeuralODE": "._node",
+    "NeuralODE": "._node",
+    "ODEClassifier": "._node",
+    "classifier_loss": "._node",
+    "make_classifier": "._node",
+    "VanDerPol": "._physics",
+    "MODEL_KINDS": "._saved",
+    "build_model": "._saved",
+    "load_model": "._saved",
+    "save_model": "._saved",
+    "NeuralSDE": "._sde",
+    "make_neural_sde": "._sde",
+    "transition_nll": "._sde",
+    "PositionODE": "._second_order",
+    "SecondOrderField": "._second_order",
+    "make_position_ode": "._second_order",
+    "second_order_field_from_weights": "._second_order",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'pyode.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -19,9 +19,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import Solution, solve
 from ._field import MLPField
-
-TRACES = ("exact", "hutchinson")
-PROBES = ("rademacher", "gaussian")
+from ._names import PROBES, TRACES
 
 
 class CNFDynamics(eqx.Module):

@@ -23,8 +23,8 @@ from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import SOLVERS, solve
+from ._names import IMAGE_MODEL_KINDS
 
-IMAGE_MODEL_KINDS = ("odenet", "resnet", "noode")
 NORMS = ("group", "none")
 DOWNSAMPLINGS = ("conv", "residual")
 CONV_GRADIENTS = ("im2col", "lax")

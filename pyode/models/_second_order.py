@@ -13,9 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import Solution, solve
 from ._field import MLPField
-
-POSITION_MODELS = ("node", "anode", "sonode")
-"""What `PositionODE` can be: a plain NODE on x, an augmented one, or a second-order one."""
+from ._names import POSITION_MODELS
 
 
 class SecondOrderField(eqx.Module):

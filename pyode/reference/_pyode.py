@@ -141,10 +141,10 @@ class PyodeLibrary(AbstractLibrary):
 
     @property
     def precision_solvers(self) -> tuple[str, ...]:
-        """pyode's adaptive solvers (`pyode.SOLVERS`)."""
-        from .. import SOLVERS
+        """pyode's adaptive solvers (the names of `pyode.SOLVERS`, read without importing Diffrax)."""
+        from .. import FIXED_STEP_SOLVERS, SOLVER_NAMES
 
-        return tuple(name for name, spec in SOLVERS.items() if spec.adaptive)
+        return tuple(name for name in SOLVER_NAMES if name not in FIXED_STEP_SOLVERS)
 
     def field(self, case: Case, *, final: str | None = None):
         import equinox as eqx

@@ -1,17 +1,39 @@
-"""The one training loop every experiment uses (see `fit`), its options and its saved state."""
+"""The one training loop every experiment uses (see `fit`), its options and its saved state.
 
-from ._loop import Stepper as Stepper
-from ._loop import TrainingDiverged as TrainingDiverged
-from ._loop import TrainingInterrupted as TrainingInterrupted
-from ._loop import fit as fit
-from ._options import OPTIMIZERS as OPTIMIZERS
-from ._options import SCHEDULES as SCHEDULES
-from ._options import TrainOptions as TrainOptions
-from ._options import make_optimizer as make_optimizer
-from ._state import TrainState as TrainState
-from ._state import clear_state as clear_state
-from ._state import load_state as load_state
-from ._state import run_identity as run_identity
-from ._state import save_state as save_state
-from ._steppers import OptaxStepper as OptaxStepper
-from ._steppers import StepResult as StepResult
+The public names below are loaded on first use, so that the settings' names and `TrainOptions`
+import no JAX.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "Stepper": "._loop",
+    "TrainingDiverged": "._loop",
+    "TrainingInterrupted": "._loop",
+    "fit": "._loop",
+    "OPTIMIZERS": "._options",
+    "SCHEDULES": "._options",
+    "TrainOptions": "._options",
+    "make_optimizer": "._options",
+    "TrainState": "._state",
+    "clear_state": "._state",
+    "load_state": "._state",
+    "run_identity": "._state",
+    "save_state": "._state",
+    "OptaxStepper": "._steppers",
+    "StepResult": "._steppers",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'pyode.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,8 +1,10 @@
 """How a run trains: the optimiser, its schedule, and how often to save, count and check."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import optax
+if TYPE_CHECKING:
+    import optax
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
@@ -59,8 +61,10 @@ class TrainOptions:
             raise ValueError(f"divergence_factor must exceed 1, got {self.divergence_factor}")
 
 
-def make_optimizer(options: TrainOptions) -> optax.GradientTransformation:
-    """The optax transformation `options` describe."""
+def make_optimizer(options: TrainOptions) -> "optax.GradientTransformation":
+    """The optax transformation `options` describe (optax imported here: `TrainOptions` imports no JAX)."""
+    import optax
+
     rate = options.learning_rate
     if options.schedule == "cosine":
         rate = optax.cosine_decay_schedule(options.learning_rate, options.steps)
