@@ -118,6 +118,9 @@ class Solution(eqx.Module):
         return self.ys[-1]
 
 
+ADAPTIVE_MAX_STEPS = 4096
+"""An adaptive solve's step budget unless `max_steps` is given."""
+
 CHECKPOINTS = 64
 """States `checkpoint` keeps for the backward pass (Diffrax's RecursiveCheckpointAdjoint):
 a solve of up to this many steps is never recomputed; longer ones recompute steps between
