@@ -23,9 +23,14 @@ def stop(message):
 
 
 def validate_config(config, schema_path):
-    """Check the merged config against the schema; the first error names the key path, value and rule."""
+    """Check the merged config against the schema (a section it does not name must be an experiment's);
+    the first error names the key path, value and rule."""
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
+    sections = set(schema["properties"]) | set(EXPERIMENTS)
+    unknown = sorted(set(config) - sections)
+    if unknown:
+        stop(f"config: top level: unknown section {unknown[0]!r}; the sections are {', '.join(sorted(sections))}")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
