@@ -21,7 +21,6 @@ JULIA_DIR = PACKAGE_DIR.parent / "julia"
 """The Julia reference's source, beside the package in a checkout (absent from an installed wheel)."""
 
 EXPERIMENTS_DIR = PACKAGE_DIR / "experiments"
-SHARED_EXPERIMENT_MODULES = ("__init__", "_common", "_sections", "_settings")
 
 
 def versions(packages=PACKAGES) -> dict[str, str]:
@@ -36,8 +35,8 @@ def versions(packages=PACKAGES) -> dict[str, str]:
 
 
 def experiment_modules() -> list[str]:
-    """The names of the experiment modules (pyode/experiments/NAME.py, shared modules aside)."""
-    return sorted({p.stem for p in EXPERIMENTS_DIR.glob("*.py")} - set(SHARED_EXPERIMENT_MODULES))
+    """The names of the experiment modules: pyode/experiments/NAME.py, NAME not starting with `_`."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
 def code_files(experiment: str | None = None, *, julia: bool = False) -> list[Path]:

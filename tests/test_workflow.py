@@ -452,6 +452,10 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             "Error: config: sonode.models[sonode].augment is 2: it pads an ANODE's state with zero "
             "dimensions, and kind 'sonode' is not one (augment is for kind anode only)\n",
         ),
+        (
+            lambda c: c.update(clasify=c["classify"]),
+            "Error: config: top level: unknown section 'clasify'; the sections are bench, classify, cnf,",
+        ),
         pytest.param(
             lambda c: c["crossval"].update(julia="require"),
             "crossval.julia is require, so diffeqflux-gauss must run, but: Julia not found",
@@ -481,6 +485,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "image-milestones",
         "cifar10-split",
         "sonode-augment",
+        "misspelt-section",
         "julia-required",
     ],
 )
@@ -493,6 +498,111 @@ def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output
     assert not (project / "results").exists()
+
+
+TOY_EXPERIMENT = '''"""A toy experiment (tests/test_workflow.py): its settings, its plan, one command."""
+
+import dataclasses
+
+from .. import write_json
+from ._registry import Command, Experiment, defaults_help, settings_of
+from ._settings import Section, option
+
+EXPERIMENT = "toy"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(Section):
+    seed: int = option(0, minimum=0)
+    x: float = option(3.0)
+
+
+def resolve(changes: dict, where: str = "settings") -> Settings:
+    return Settings().overlay(changes, where)
+
+
+def plan(section: dict, *, seed: int) -> dict[str, Settings]:
+    runs = {}
+    for run in section["runs"]:
+        changes = {"seed": seed, **{key: value for key, value in run.items() if key != "name"}}
+        runs[run["name"]] = Settings().overlay(changes, f"toy[{run['name']}]")
+    return runs
+
+
+def _square_command(args) -> None:
+    x = settings_of(resolve, args).x
+    run = {"run": "r", "metrics": {"square": x * x}, "settings": {}}
+    write_json(args.out, {"experiment": EXPERIMENT, "status": "ok", "runs": [run]})
+
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        Command(
+            "toy-square",
+            _square_command,
+            "square a number",
+            settings=defaults_help(EXPERIMENT),
+            out="metrics.json",
+        ),
+    ),
+)
+'''
+
+TOY_RULES = """from pyode.experiments import toy
+
+TOY = plan(toy)
+for _run, _settings in TOY.items():
+    settings_file(f"toy/{_run}", _settings.to_dict())
+FINAL_OUTPUTS["toy"] = SUMMARY_METRICS["toy"] = [f"results/toy/{run}/metrics.json" for run in TOY]
+
+
+rule toy_square:
+    input:
+        settings="results/settings/toy/{toy_run}.json",
+    output:
+        "results/toy/{toy_run}/metrics.json",
+    params:
+        code=CODE["toy"],
+    log:
+        "logs/toy/{toy_run}.log",
+    wildcard_constraints:
+        toy_run=alternatives(TOY),
+    shell:
+        "pyode toy-square --settings {input.settings} --out {output} > {log} 2>&1"
+"""
+
+
+def test_an_experiment_registers_once_its_module_rules_and_config_section(project):
+    """A toy experiment dropped into a project copy with its own package (a module, a .smk and a config
+    section, no shared file edited) has its commands in `pyode`, its defaults and its planned jobs."""
+    shutil.copytree(ROOT / "pyode", project / "pyode", ignore=shutil.ignore_patterns("__pycache__"))
+    (project / "pyode" / "experiments" / "toy.py").write_text(TOY_EXPERIMENT)
+    (project / "workflow" / "rules" / "toy.smk").write_text(TOY_RULES)
+    config = _config(project, lambda c: c.update(toy={"runs": [{"name": "a", "x": 2.0}, {"name": "b"}]}))
+    environment = dict(os.environ, PYTHONPATH=str(project))
+
+    def pyode(*arguments: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pyode.cli", *arguments],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD_SECONDS,
+            check=True,
+        )
+        return done.stdout
+
+    assert "toy-square" in pyode("--help")
+    assert "--settings SETTINGS" in pyode("toy-square", "--help")
+    assert pyode("defaults", "toy") == "seed: 0\nx: 3.0\n"
+    plan = _snakemake(project, "all", "-n", "--cores", "1", "--configfile", config)
+    output = plan.stdout + plan.stderr
+    table = output.split("Job stats:")[1].split("total")[0]
+    assert ["toy_square", "2"] in [line.split() for line in table.splitlines()], table
+    summary = output.split("rule summary:")[1].split("rule ")[0]
+    assert "results/toy/a/metrics.json" in summary and "results/toy/b/metrics.json" in summary
 
 
 def test_a_corrupt_input_stops_the_workflow_before_any_job_deletes_an_output(project):

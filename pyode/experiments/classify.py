@@ -227,3 +227,24 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path, *,
     plots.classifier_dynamics(model, split, out_dir / "dynamics.png", title=title)
     plots.decision_regions(model, split, out_dir / "decision.png", title=title)
     return record
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import Experiment, data_command, evaluate_run_command, train_command  # noqa: E402
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(EXPERIMENT, make_data, resolve_data, "generate a two-class data set and split it"),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "train a (A)NODE classifier",
+            out="run folder (model.npz, history.jsonl)",
+        ),
+        evaluate_run_command(
+            EXPERIMENT, evaluate, "metrics and figures of a trained classifier", run_example="spiral/node"
+        ),
+    ),
+)

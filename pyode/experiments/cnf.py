@@ -390,3 +390,26 @@ def evaluate(run_dir: str | Path, data_path: str | Path, out_dir: str | Path, *,
     plots.cnf_density(samples.x_test, edges, grid_log_p, states[-1], out_dir / "density.png", title=title)
     plots.cnf_flow_animation(times, states, edges, out_dir / "flow.gif", title=title)
     return record
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import Experiment, data_command, evaluate_run_command, train_command  # noqa: E402
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(
+            EXPERIMENT, make_data, resolve_data, "draw training and test points of a density in the plane"
+        ),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "train a continuous normalising flow by maximum likelihood",
+            out="run folder (model.npz, history.jsonl)",
+        ),
+        evaluate_run_command(
+            EXPERIMENT, evaluate, "metrics and figures of a trained flow", run_example="8gaussians/ffjord"
+        ),
+    ),
+)

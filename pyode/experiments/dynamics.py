@@ -445,3 +445,22 @@ def evaluate(data_path: str | Path, run_dirs: list[str | Path], out_dir: str | P
     plots.dynamics_snapshots(data, snapshots, out_dir / "snapshots.png", title=title)
     plots.dynamics_animation(data, snapshots, out_dir / "training.gif", title=title)
     return record
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import Experiment, data_command, evaluate_runs_command, train_command  # noqa: E402
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(EXPERIMENT, make_data, resolve_data, "noisy trajectories of a system, with the truth"),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "fit a vector field to trajectory windows",
+            out="run folder (model.npz, history.jsonl)",
+        ),
+        evaluate_runs_command(EXPERIMENT, evaluate, "metrics and figures of a system's fits"),
+    ),
+)

@@ -619,3 +619,45 @@ def _markdown_table(rows: list[dict], dataset: str) -> str:
 
 def _number(value) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import Command, Experiment, argument, data_command, print_metrics, train_command  # noqa: E402
+
+
+def _summary_command(args) -> None:
+    from .summary import load_records
+
+    summarise(load_records(args.metrics), args.out_dir, dataset=args.dataset)
+
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(
+            EXPERIMENT,
+            make_data,
+            resolve_data,
+            "MNIST (under its data policy) or digits, as one .npz",
+            show=print,
+        ),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "train an image ODE-Net or a baseline",
+            out="run folder (metrics.json, model.npz)",
+            show=print_metrics,
+        ),
+        Command(
+            "image-summary",
+            _summary_command,
+            "table and figures of the image study",
+            (
+                argument("metrics", nargs="+", help="metrics.json files of the runs"),
+                argument("--dataset", required=True),
+                argument("--out-dir", required=True),
+            ),
+        ),
+    ),
+)

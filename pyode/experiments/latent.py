@@ -445,3 +445,49 @@ def _markdown_table(rows: list[dict]) -> str:
             f"| {row['parameters']} | {row['train_steps']} | {row['train_seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import (  # noqa: E402
+    Command,
+    Experiment,
+    argument,
+    data_command,
+    evaluate_runs_command,
+    train_command,
+)
+
+
+def _summary_command(args) -> None:
+    from .summary import load_records
+
+    summarise(load_records(args.metrics), args.out_dir)
+
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(
+            EXPERIMENT, make_data, resolve_data, "bi-directional spirals observed at irregular times"
+        ),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "train a latent ODE or the RNN baseline on the spirals",
+            out="run folder (model.npz, history.jsonl)",
+        ),
+        evaluate_runs_command(
+            EXPERIMENT, evaluate, "metrics and figures of the models trained on one observation count"
+        ),
+        Command(
+            "latent-summary",
+            _summary_command,
+            "RMSE against the number of observations, and a table",
+            (
+                argument("metrics", nargs="+", help="metrics.json files written by latent-evaluate"),
+                argument("--out-dir", required=True),
+            ),
+        ),
+    ),
+)

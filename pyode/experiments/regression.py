@@ -245,3 +245,26 @@ def run(settings: Settings, out_dir: str | Path, *, progress: bool = True) -> di
         out_dir / "trajectory.png",
     )
     return record
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import NO_PROGRESS, Command, Experiment, defaults_help, print_metrics, settings_of  # noqa: E402
+
+
+def _regression_command(args) -> None:
+    print_metrics(run(settings_of(resolve, args), args.out, progress=not args.no_progress))
+
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        Command(
+            "regression",
+            _regression_command,
+            "train the A-to-B regression with the NumPy adjoint",
+            (NO_PROGRESS,),
+            settings=defaults_help(EXPERIMENT),
+            out="folder for metrics, history, figures",
+        ),
+    ),
+)

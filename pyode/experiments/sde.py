@@ -495,3 +495,48 @@ def evaluate_convergence(settings: ConvergenceSettings, out_dir: str | Path) -> 
         details, {run.split("/")[1]: m for run, m in metrics.items()}, out_dir / "convergence.png"
     )
     return record
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import (  # noqa: E402
+    Command,
+    Experiment,
+    data_command,
+    evaluate_run_command,
+    print_metrics,
+    settings_of,
+    train_command,
+)
+
+
+def _convergence_command(args) -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # a solver against an exact solution: float64
+    print_metrics(evaluate_convergence(settings_of(resolve_convergence, args), args.out))
+
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(
+            EXPERIMENT, make_data, resolve_data, "exact paths of a process with known drift and diffusion"
+        ),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "fit a neural SDE by its Euler-Maruyama transition likelihood",
+            out="run folder (model.npz, history.jsonl)",
+        ),
+        evaluate_run_command(EXPERIMENT, evaluate, "metrics and figures of a fitted neural SDE"),
+        Command(
+            "sde-convergence",
+            _convergence_command,
+            "strong and weak orders of the SDE solvers on geometric Brownian motion (float64)",
+            settings="changes to the convergence study's defaults "
+            "(pyode.experiments.sde.ConvergenceSettings)",
+            out="folder for metrics.json and convergence.png",
+        ),
+    ),
+)

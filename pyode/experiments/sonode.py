@@ -292,3 +292,24 @@ def evaluate(data_path: str | Path, run_dirs: list[str | Path], out_dir: str | P
     else:
         plots.sonode_trajectories(data, dense, curves, out_dir / "trajectories.png")
     return record
+
+
+# The commands this experiment offers (docs/architecture.md, "Adding an experiment").
+from ._registry import Experiment, data_command, evaluate_runs_command, train_command  # noqa: E402
+
+DECLARATION = Experiment(
+    EXPERIMENT,
+    commands=(
+        data_command(
+            EXPERIMENT, make_data, resolve_data, "position-only series of a task (crossing, oscillator)"
+        ),
+        train_command(
+            EXPERIMENT,
+            train,
+            resolve,
+            "train a NODE, ANODE or SONODE on a position-only task",
+            out="run folder (model.npz, history.jsonl)",
+        ),
+        evaluate_runs_command(EXPERIMENT, evaluate, "metrics and figures of a task's models"),
+    ),
+)

@@ -301,3 +301,56 @@ def compare(folder_a: str | Path, folder_b: str | Path, *, resources: bool = Fal
         if missing:
             lines.append(f"runs only in {only}: {', '.join(missing)}")
     return "\n".join(lines) + "\n"
+
+
+# The commands of the summary (docs/architecture.md, "Adding an experiment").
+from ._registry import Command, Experiment, argument  # noqa: E402
+
+
+def _summary_command(args) -> None:
+    config = read_json(args.config) if args.config else None
+    write_summary(args.metrics, args.out_csv, args.out_json, config=config)
+
+
+def _table_command(args) -> None:
+    write_html_table(args.csv, args.out, title=args.title)
+
+
+def _compare_command(args) -> None:
+    print(compare(args.results_a, args.results_b, resources=args.resources), end="")
+
+
+DECLARATION = Experiment(
+    "summary",
+    commands=(
+        Command(
+            "summary",
+            _summary_command,
+            "gather metrics.json files into one tidy table",
+            (
+                argument("metrics", nargs="+"),
+                argument("--config", help="the workflow config, as a JSON file"),
+                argument("--out-csv", required=True),
+                argument("--out-json", required=True),
+            ),
+        ),
+        Command(
+            "table",
+            _table_command,
+            "a CSV table as an HTML page (for the report)",
+            (argument("csv", metavar="CSV"), argument("--title", required=True, help="what the table shows")),
+            out="the HTML file",
+        ),
+        Command(
+            "compare",
+            _compare_command,
+            "what differs between two result folders",
+            (
+                argument("results_a", metavar="RESULTS_A"),
+                argument("results_b", metavar="RESULTS_B"),
+                argument("--resources", action="store_true", help="also compare time and memory (s, MiB)"),
+            ),
+        ),
+    ),
+    trains=False,
+)

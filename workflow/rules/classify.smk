@@ -18,6 +18,8 @@ CLASSIFY_OUTPUTS = [
     for run in CLASSIFY
     for name in ("metrics.json", "loss.png", "dynamics.png", "decision.png")
 ]
+FINAL_OUTPUTS["classify"] = CLASSIFY_OUTPUTS
+SUMMARY_METRICS["classify"] = [path for path in CLASSIFY_OUTPUTS if path.endswith("metrics.json")]
 
 
 rule classify_data:

@@ -16,6 +16,8 @@ wildcard_constraints:
 CNF_OUTPUTS = [
     f"results/cnf/{run}/{name}" for run in CNF for name in ("metrics.json", "loss.png", "density.png", "flow.gif")
 ]
+FINAL_OUTPUTS["cnf"] = CNF_OUTPUTS
+SUMMARY_METRICS["cnf"] = [path for path in CNF_OUTPUTS if path.endswith("metrics.json")]
 
 
 rule cnf_data:

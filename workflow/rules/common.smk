@@ -1,6 +1,7 @@
 # Shared by all the rules: the config check, the experiments' plans, settings files, thread bounds.
 # Each experiment's .smk plans its runs (pyode.experiments.*.plan resolves and checks every run's
-# settings here, before any job starts) and registers the settings file each command reads.
+# settings here, before any job starts), registers the settings file each command reads and adds
+# its final outputs and metrics to FINAL_OUTPUTS and SUMMARY_METRICS.
 import glob
 import os
 
@@ -10,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 from pyode import CorruptFile, code_digest, experiment_modules, read_json, verify_seal, write_json
-from pyode.experiments import SettingsError
+from pyode.experiments import EXPERIMENTS, SettingsError
 
 min_version("8.0")
 
@@ -22,9 +23,14 @@ def stop(message):
 
 
 def validate_config(config, schema_path):
-    """Check the merged config against the schema; the first error names the key path, value and rule."""
+    """Check the merged config against the schema (a section it does not name must be an experiment's);
+    the first error names the key path, value and rule."""
     with open(schema_path) as f:  # libyaml's loader where PyYAML has it: 5x faster on the schema
         schema = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    sections = set(schema["properties"]) | set(EXPERIMENTS)
+    unknown = sorted(set(config) - sections)
+    if unknown:
+        stop(f"config: top level: unknown section {unknown[0]!r}; the sections are {', '.join(sorted(sections))}")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
@@ -46,6 +52,17 @@ experiments' modules. `--rerun-triggers mtime input` keeps results made by older
 
 SETTINGS = {}
 """Settings files (key -> content), which settings.smk writes to results/settings/{key}.json."""
+
+FINAL_OUTPUTS = {}
+"""The files that `all` asks for, by experiment (each .smk adds its own)."""
+
+SUMMARY_METRICS = {}
+"""The metrics.json files that the summary gathers, by experiment (each experiment's .smk adds its own)."""
+
+
+def get_final_output():
+    """Every file that `all` asks for: each experiment's final outputs (FINAL_OUTPUTS)."""
+    return [path for paths in FINAL_OUTPUTS.values() for path in paths]
 
 JAX_CACHE = "resources/jax-cache"
 """JAX's persistent compilation cache, shared by every job (a second process skips compilation);

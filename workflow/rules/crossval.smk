@@ -53,6 +53,7 @@ CROSSVAL_OUTPUTS = [
     f"results/crossval/{name}"
     for name in ("summary.csv", "summary.html", "summary.md", "backends.csv", "nfe.png", "sweep.csv", "sweep.png")
 ]
+FINAL_OUTPUTS["crossval"] = CROSSVAL_OUTPUTS
 
 
 rule crossval_case:

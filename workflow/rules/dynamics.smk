@@ -20,6 +20,8 @@ DYNAMICS_OUTPUTS = [
     for system in DYNAMICS_SYSTEMS
     for name in ("metrics.json", "loss.png", "trajectories.png", "field.png", "snapshots.png", "training.gif")
 ]
+FINAL_OUTPUTS["dynamics"] = DYNAMICS_OUTPUTS
+SUMMARY_METRICS["dynamics"] = [path for path in DYNAMICS_OUTPUTS if path.endswith("metrics.json")]
 
 
 rule dynamics_data:

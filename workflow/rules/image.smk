@@ -45,6 +45,8 @@ IMAGE_OUTPUTS = [
     for name in ("summary.csv", "summary.html", "summary.md", "accuracy.png", "nfe.png", "time.png")
 ]
 IMAGE_METRICS = [f"results/image/{dataset}/{run}/metrics.json" for dataset, runs in IMAGE_RUNS.items() for run in runs]
+FINAL_OUTPUTS["image"] = IMAGE_OUTPUTS
+SUMMARY_METRICS["image"] = IMAGE_METRICS
 
 
 rule image_data:

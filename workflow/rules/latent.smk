@@ -26,6 +26,8 @@ LATENT_OUTPUTS = (
     ]
     + ["results/latent/rmse.png", "results/latent/summary.md"]
 )
+FINAL_OUTPUTS["latent"] = LATENT_OUTPUTS
+SUMMARY_METRICS["latent"] = LATENT_METRICS
 
 
 rule latent_data:

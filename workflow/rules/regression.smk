@@ -4,6 +4,7 @@ from pyode.experiments import regression
 
 REGRESSION = plan(regression)
 settings_file("regression", REGRESSION["a_to_b"].to_dict())
+FINAL_OUTPUTS["regression"] = SUMMARY_METRICS["regression"] = ["results/regression/metrics.json"]
 
 
 rule regression:

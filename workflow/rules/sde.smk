@@ -22,6 +22,8 @@ SDE_OUTPUTS = [
     for run in SDE
     for name in ("metrics.json", "loss.png", "coefficients.png", "paths.png", "marginals.png")
 ] + ["results/sde/convergence/metrics.json", "results/sde/convergence/convergence.png"]
+FINAL_OUTPUTS["sde"] = SDE_OUTPUTS
+SUMMARY_METRICS["sde"] = [path for path in SDE_OUTPUTS if path.endswith("metrics.json")]
 
 
 rule sde_data:

@@ -21,6 +21,8 @@ SONODE_OUTPUTS = [
     for task in SONODE_TASKS
     for name in ("metrics.json", "loss.png", "trajectories.png")
 ]
+FINAL_OUTPUTS["sonode"] = SONODE_OUTPUTS
+SUMMARY_METRICS["sonode"] = [path for path in SONODE_OUTPUTS if path.endswith("metrics.json")]
 
 
 rule sonode_data:

@@ -1,19 +1,12 @@
 # Every experiment's runs side by side: results/summary.csv (a tidy table: experiment, run, metric,
 # value, unit, and the settings that differ) and results/summary.json (with the config and versions).
 settings_file("workflow-config", config)
+FINAL_OUTPUTS["summary"] = ["results/summary.csv", "results/summary.html"]
 
 
 rule summary:
     input:
-        metrics=[
-            path
-            for path in CLASSIFY_OUTPUTS + DYNAMICS_OUTPUTS + CNF_OUTPUTS + SDE_OUTPUTS
-            if path.endswith("metrics.json")
-        ]
-        + IMAGE_METRICS
-        + ["results/regression/metrics.json"]
-        + LATENT_METRICS
-        + [path for path in SONODE_OUTPUTS if path.endswith("metrics.json")],
+        metrics=[path for paths in SUMMARY_METRICS.values() for path in paths],
         config="results/settings/workflow-config.json",
     output:
         csv="results/summary.csv",
