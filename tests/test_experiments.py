@@ -30,8 +30,9 @@ from pyode.experiments import (
     train_run,
     write_metrics,
 )
+from pyode.experiments._sections import RUN_OPTIONS
 from pyode.models import build_model, load_model, save_model
-from pyode.train import OptaxStepper, make_optimizer
+from pyode.train import OptaxStepper, TrainOptions, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +172,36 @@ def test_a_fixed_step_clears_the_tolerances_and_back():
     assert (fixed.rtol, fixed.atol, fixed.steps) == (None, None, 4)
     adaptive = image.resolve({"solve": {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3}}).solve
     assert (adaptive.steps, adaptive.rtol) == (None, 1e-3)
+
+
+def test_every_train_option_comes_from_a_setting_of_its_name_or_from_the_run():
+    option_names = {field.name for field in dataclasses.fields(TrainOptions)}
+    setting_names = {field.name for field in dataclasses.fields(TrainSettings)}
+    declared_by_an_experiment = {"decay"}  # image.ImageTrain; the default elsewhere
+    assert setting_names <= option_names
+    assert option_names == setting_names | set(RUN_OPTIONS) | declared_by_an_experiment
+
+    settings = dataclasses.replace(
+        image.ImageTrain(), schedule="step", milestones=(1.0,), decay=0.5, gradient_clip=2.0, momentum=0.5
+    )
+    options = settings.options(steps=40, description="run", progress=False, milestones=[20])
+    assert options == TrainOptions(
+        steps=40,
+        learning_rate=settings.learning_rate,
+        schedule="step",
+        milestones=(20,),
+        decay=0.5,
+        optimizer=settings.optimizer,
+        momentum=0.5,
+        weight_decay=settings.weight_decay,
+        gradient_clip=2.0,
+        checkpoint_every=settings.checkpoint_every,
+        count_every=settings.count_every,
+        divergence_factor=settings.divergence_factor,
+        progress=False,
+        description="run",
+    )
+    assert ToyTrain().options(steps=3, description="toy", progress=True).decay == TrainOptions(1, 1.0).decay
 
 
 def test_plans_check_names_and_resolve_per_run_overrides():

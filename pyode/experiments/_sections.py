@@ -55,6 +55,11 @@ class SolveSettings(Section):
         return {k: v for k, v in self.to_dict().items() if v is not None}
 
 
+RUN_OPTIONS = ("steps", "milestones", "progress", "description")
+"""`TrainOptions` fields each run passes to `TrainSettings.options`: settings may hold them in
+other units (epochs), so they are never copied by name."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainSettings(Section):
     """The optimiser and the run's bookkeeping (`pyode.train.TrainOptions` has what each means).
@@ -73,20 +78,17 @@ class TrainSettings(Section):
     divergence_factor: float = option(1e4, above=1)
 
     def options(self, *, steps: int, description: str, progress: bool, milestones=()) -> TrainOptions:
-        """The loop's options for a run of `steps` steps."""
+        """The loop's options for a run of `steps` steps: the rest from the fields of the same name."""
+        declared = {field.name for field in dataclasses.fields(self)} - set(RUN_OPTIONS)
+        shared = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(TrainOptions)
+            if field.name in declared
+        }
         return TrainOptions(
+            **shared,
             steps=steps,
-            learning_rate=self.learning_rate,
-            schedule=self.schedule,
             milestones=tuple(milestones),
-            decay=getattr(self, "decay", 0.1),
-            optimizer=self.optimizer,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            gradient_clip=self.gradient_clip,
-            checkpoint_every=self.checkpoint_every,
-            count_every=self.count_every,
-            divergence_factor=self.divergence_factor,
             progress=progress,
             description=description,
         )
