@@ -1,10 +1,24 @@
 """Synthetic data sets: shapes, classes, determinism, noise, sizes, verified files and errors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import pyode
-from pyode.data import Split, concentric_circles, make_split, split_sizes, two_spirals
+from pyode.data import (
+    DensitySamples,
+    ImageSplit,
+    Paths,
+    PositionSeries,
+    SpiralSeries,
+    Split,
+    Trajectories,
+    concentric_circles,
+    make_split,
+    split_sizes,
+    two_spirals,
+)
 
 
 @pytest.mark.parametrize("generator", [two_spirals, concentric_circles])
@@ -100,6 +114,63 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
     pyode.save_arrays(tmp_path / "arrays.npz", {"a": np.zeros(3)}, {"kind": "something"})
     with pytest.raises(pyode.CorruptFile, match="arrays.npz is not a two-class data split"):
         Split.load(tmp_path / "arrays.npz")
+
+
+SAVED_FORMATS = {  # the array names and metadata keys of files already written: they must still load
+    Split: (["x_train", "y_train", "x_test", "y_test"], {"kind": "split"}),
+    ImageSplit: (
+        ["x_train", "y_train", "x_test", "y_test"],
+        {"kind": "images", "name": "digits", "pixel_max": 16.0},
+    ),
+    DensitySamples: (
+        ["x_train", "x_test"],
+        {"kind": "density_samples", "density": "moons", "options": {"a": 1}},
+    ),
+    Trajectories: (
+        ["initial_states", "ts", "ys", "ys_true", "extrapolation_ts", "extrapolation_ys_true"],
+        {"kind": "trajectories", "system": "vdp", "settings": {"mu": 1.0}, "noise": 0.1},
+    ),
+    PositionSeries: (
+        [
+            "ts",
+            "extrapolation_ts",
+            "initial",
+            "observed",
+            "truth",
+            "extrapolation_truth",
+            "test_initial",
+            "test_truth",
+        ],
+        {"kind": "positions", "task": "crossing", "settings": {}, "noise": 0.2},
+    ),
+    Paths: (["ts", "xs"], {"kind": "paths", "process": "ou", "options": {"theta": 1.0}, "train_paths": 2}),
+    SpiralSeries: (
+        ["grid"]
+        + [
+            f"{part}_{name}"
+            for part in ("train", "test")
+            for name in ("truth", "noisy", "index", "clockwise")
+        ],
+        {"kind": "spirals", "settings": {"a": 0.0}, "noise": 0.3, "window": 2},
+    ),
+}
+
+
+@pytest.mark.parametrize("data_class", SAVED_FORMATS, ids=lambda data_class: data_class.__name__)
+def test_data_files_keep_their_format_and_refuse_another_kind(data_class, tmp_path):
+    names, metadata = SAVED_FORMATS[data_class]
+    arrays = {name: np.arange(i, i + 3.0) for i, name in enumerate(names)}
+    pyode.save_arrays(tmp_path / "old.npz", arrays, metadata)
+    loaded = data_class.load(tmp_path / "old.npz")
+    for name, value in {**arrays, **metadata}.items():
+        if name != "kind":
+            np.testing.assert_array_equal(getattr(loaded, name), value)
+    loaded.save(tmp_path / "new.npz")
+    assert (tmp_path / "new.npz").read_bytes() == (tmp_path / "old.npz").read_bytes()
+    pyode.save_arrays(tmp_path / "other.npz", arrays, {**metadata, "kind": "other"})
+    with pytest.raises(pyode.CorruptFile, match=r"other\.npz (is not|does not hold) .* \(it holds \["):
+        data_class.load(tmp_path / "other.npz")
+    assert {field.name for field in dataclasses.fields(data_class)} == set(names) | set(metadata) - {"kind"}
 
 
 def test_a_corrupted_split_is_refused(tmp_path):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
     from jaxtyping import Float
@@ -132,32 +131,17 @@ def check_density_options(name: str, options: dict) -> None:
 
 
 @dataclass(frozen=True)
-class DensitySamples:
+class DensitySamples(SavedAsArrays):
     """Training and test points drawn from one density (float32, as the flows train)."""
+
+    KIND = "density_samples"
+    ARRAYS = ("x_train", "x_test")
+    NOT_THIS = "does not hold samples of a density"
 
     density: str
     options: dict
     x_train: Float[np.ndarray, "n 2"]
     x_test: Float[np.ndarray, "m 2"]
-
-    def save(self, path: str | Path) -> None:
-        """Write the samples to one verified .npz file (`pyode.save_arrays`)."""
-        arrays = {"x_train": self.x_train, "x_test": self.x_test}
-        save_arrays(
-            path, arrays, {"kind": "density_samples", "density": self.density, "options": self.options}
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> DensitySamples:
-        """Read samples written by `save`, verified."""
-        arrays, metadata = load_arrays(path)
-        if metadata.get("kind") != "density_samples" or set(arrays) != {"x_train", "x_test"}:
-            raise CorruptFile(f"{path} does not hold samples of a density (it holds {sorted(arrays)})")
-        return cls(metadata["density"], metadata["options"], arrays["x_train"], arrays["x_test"])
-
-    def true_log_density(self, x: np.ndarray) -> np.ndarray | None:
-        """The density's log p(x) where it has a closed form, else None."""
-        return true_log_density(self.density, x, **self.options)
 
 
 def sample_density(

@@ -12,12 +12,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
     from jaxtyping import Float
@@ -34,13 +33,17 @@ TRUTH_TOLERANCE = 1e-10
 
 
 @dataclass(frozen=True)
-class Trajectories:
+class Trajectories(SavedAsArrays):
     """Noisy observations of a few trajectories of a 2-D system, with the truth beside them.
 
     All trajectories start at t = 0 from `initial_states`; trajectory i is observed at its
     own times `ts[i]` (sorted, `ts[i, 0] == 0`) on the training interval, and its true state
     is known at `extrapolation_ts[i]`, past the last observation.
     """
+
+    KIND = "trajectories"
+    ARRAYS = ("initial_states", "ts", "ys", "ys_true", "extrapolation_ts", "extrapolation_ys_true")
+    NOT_THIS = "does not hold trajectories"
 
     system: str
     settings: dict
@@ -55,23 +58,6 @@ class Trajectories:
     def true_field(self) -> VectorField:
         """The ground-truth vector field f(y) of this system."""
         return true_field(self.system, **self.settings)
-
-    def save(self, path: str | Path) -> None:
-        """Write everything to one verified .npz file (`pyode.save_arrays`)."""
-        arrays = {name: getattr(self, name) for name in _ARRAYS}
-        meta = {"kind": "trajectories", "system": self.system, "settings": self.settings, "noise": self.noise}
-        save_arrays(path, arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Trajectories:
-        """Read a file written by `save`, verified."""
-        arrays, meta = load_arrays(path)
-        if meta.pop("kind", None) != "trajectories" or set(arrays) != set(_ARRAYS):
-            raise CorruptFile(f"{path} does not hold trajectories (it holds {sorted(arrays)})")
-        return cls(**meta, **arrays)
-
-
-_ARRAYS = ("initial_states", "ts", "ys", "ys_true", "extrapolation_ts", "extrapolation_ys_true")
 
 
 def van_der_pol_field(mu: float) -> VectorField:

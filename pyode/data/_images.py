@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import CorruptFile, MissingFile, UserError, load_arrays, save_arrays
+from .. import MissingFile, UserError
+from ._saved import SavedAsArrays
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -180,8 +181,12 @@ def fetch_mnist(folder: str | Path, *, mirrors=MNIST_MIRRORS, timeout: float = 1
 
 
 @dataclass(frozen=True)
-class ImageSplit:
+class ImageSplit(SavedAsArrays):
     """Images (N, H, W) of unsigned bytes-like values with integer labels, train and test."""
+
+    KIND = "images"
+    ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+    NOT_THIS = "is not an image split"
 
     name: str
     x_train: np.ndarray
@@ -189,22 +194,6 @@ class ImageSplit:
     x_test: np.ndarray
     y_test: np.ndarray
     pixel_max: float
-
-    def save(self, path: str | Path) -> None:
-        """Write one verified, uncompressed .npz (`pyode.save_arrays`; fast to read back)."""
-        arrays = {name: getattr(self, name) for name in _IMAGE_ARRAYS}
-        save_arrays(path, arrays, {"kind": "images", "name": self.name, "pixel_max": self.pixel_max})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ImageSplit":
-        """Read a split written by `save`, verified."""
-        arrays, meta = load_arrays(path)
-        if meta.get("kind") != "images" or set(arrays) != set(_IMAGE_ARRAYS):
-            raise CorruptFile(f"{path} is not an image split (it holds {sorted(arrays)})")
-        return cls(meta["name"], **arrays, pixel_max=float(meta["pixel_max"]))
-
-
-_IMAGE_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def load_mnist(folder: str | Path, *, verify: bool = True) -> ImageSplit:

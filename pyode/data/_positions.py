@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
     from jaxtyping import Float
 
 
 @dataclass(frozen=True)
-class PositionSeries:
+class PositionSeries(SavedAsArrays):
     """Positions (dim entries) of several series at shared times `ts` (ts[0] = t0).
 
     `initial` (N, dim) is each training series' exact x(t0); `observed` (N, T, dim) its noisy
@@ -29,6 +28,19 @@ class PositionSeries:
     `test_initial` (M, dim); `test_truth` (M, T + E, dim) holds their positions at ts and then
     at extrapolation_ts.
     """
+
+    KIND = "positions"
+    ARRAYS = (
+        "ts",
+        "extrapolation_ts",
+        "initial",
+        "observed",
+        "truth",
+        "extrapolation_truth",
+        "test_initial",
+        "test_truth",
+    )
+    NOT_THIS = "does not hold position series"
 
     task: str
     settings: dict
@@ -46,32 +58,6 @@ class PositionSeries:
     def all_ts(self) -> np.ndarray:
         """The observation times followed by the extrapolation times."""
         return np.concatenate([self.ts, self.extrapolation_ts])
-
-    def save(self, path: str | Path) -> None:
-        """Write everything to one verified .npz file (`pyode.save_arrays`)."""
-        arrays = {name: getattr(self, name) for name in _ARRAYS}
-        meta = {"kind": "positions", "task": self.task, "settings": self.settings, "noise": self.noise}
-        save_arrays(path, arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> PositionSeries:
-        """Read a file written by `save`, verified."""
-        arrays, meta = load_arrays(path)
-        if meta.pop("kind", None) != "positions" or set(arrays) != set(_ARRAYS):
-            raise CorruptFile(f"{path} does not hold position series (it holds {sorted(arrays)})")
-        return cls(**meta, **arrays)
-
-
-_ARRAYS = (
-    "ts",
-    "extrapolation_ts",
-    "initial",
-    "observed",
-    "truth",
-    "extrapolation_truth",
-    "test_initial",
-    "test_truth",
-)
 
 
 def crossing(points: int = 40, *, test_points: int = 21, t1: float = 1.0, seed: int = 0) -> PositionSeries:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
     from jaxtyping import Float
@@ -76,9 +75,13 @@ def true_moments(process: str, x0: np.ndarray, ts: np.ndarray, **options) -> tup
 
 
 @dataclass(frozen=True)
-class Paths:
+class Paths(SavedAsArrays):
     """Paths of a scalar process observed at common times `ts`; `xs` is (path, time, 1), the first
     `train_paths` for training, the rest held out."""
+
+    KIND = "paths"
+    ARRAYS = ("ts", "xs")
+    NOT_THIS = "does not hold paths of a process"
 
     process: str
     options: dict
@@ -103,26 +106,6 @@ class Paths:
     def moments(self, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The exact mean and standard deviation at `ts` over paths started at `x0`."""
         return true_moments(self.process, x0, self.ts, **self.options)
-
-    def save(self, path: str | Path) -> None:
-        """Write the paths to one verified .npz file (`pyode.save_arrays`)."""
-        meta = {
-            "kind": "paths",
-            "process": self.process,
-            "options": self.options,
-            "train_paths": self.train_paths,
-        }
-        save_arrays(path, {"ts": self.ts, "xs": self.xs}, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Paths:
-        """Read paths written by `save`, verified."""
-        arrays, metadata = load_arrays(path)
-        if metadata.get("kind") != "paths" or set(arrays) != {"ts", "xs"}:
-            raise CorruptFile(f"{path} does not hold paths of a process (it holds {sorted(arrays)})")
-        return cls(
-            metadata["process"], metadata["options"], arrays["ts"], arrays["xs"], metadata["train_paths"]
-        )
 
 
 def check_process_options(process: str, options: dict) -> None:

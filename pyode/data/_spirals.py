@@ -18,12 +18,11 @@ times).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
     from jaxtyping import Bool, Float, Int
@@ -32,7 +31,7 @@ PARTS = ("train", "test")
 
 
 @dataclass(frozen=True)
-class SpiralSeries:
+class SpiralSeries(SavedAsArrays):
     """Training and held-out series on one relative time grid.
 
     `grid` (G,) starts at 0; its first `window` times are the observation window, the rest
@@ -41,6 +40,12 @@ class SpiralSeries:
     never looks past it), `index` (N, n) the sorted grid positions each series observes,
     `clockwise` (N,).
     """
+
+    KIND = "spirals"
+    ARRAYS = ("grid",) + tuple(
+        f"{part}_{name}" for part in PARTS for name in ("truth", "noisy", "index", "clockwise")
+    )
+    NOT_THIS = "does not hold spiral series"
 
     settings: dict
     noise: float
@@ -60,25 +65,6 @@ class SpiralSeries:
         index, noisy = getattr(self, f"{part}_index"), getattr(self, f"{part}_noisy")
         values = np.take_along_axis(noisy, index[..., None], axis=1)
         return self.grid[index], values, index, np.ones(index.shape, noisy.dtype)
-
-    def save(self, path: str | Path) -> None:
-        """Write everything to one verified .npz file (`pyode.save_arrays`)."""
-        arrays = {name: getattr(self, name) for name in _ARRAYS}
-        meta = {"kind": "spirals", "settings": self.settings, "noise": self.noise, "window": self.window}
-        save_arrays(path, arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SpiralSeries:
-        """Read a file written by `save`, verified."""
-        arrays, meta = load_arrays(path)
-        if meta.pop("kind", None) != "spirals" or set(arrays) != set(_ARRAYS):
-            raise CorruptFile(f"{path} does not hold spiral series (it holds {sorted(arrays)})")
-        return cls(**meta, **arrays)
-
-
-_ARRAYS = ("grid",) + tuple(
-    f"{part}_{name}" for part in PARTS for name in ("truth", "noisy", "index", "clockwise")
-)
 
 
 def spiral_paths(

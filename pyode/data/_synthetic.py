@@ -4,41 +4,28 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import CorruptFile, load_arrays, save_arrays
+from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
     from jaxtyping import Float, Int
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(SavedAsArrays):
     """A labelled data set divided into train and test parts."""
+
+    KIND = "split"
+    ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+    NOT_THIS = "is not a two-class data split"
 
     x_train: Float[np.ndarray, "n 2"]
     y_train: Int[np.ndarray, " n"]
     x_test: Float[np.ndarray, "m 2"]
     y_test: Int[np.ndarray, " m"]
-
-    def save(self, path: str | Path) -> None:
-        """Write the split to one verified .npz file (`pyode.save_arrays`)."""
-        arrays = {name: getattr(self, name) for name in _SPLIT_ARRAYS}
-        save_arrays(path, arrays, {"kind": "split"})
-
-    @classmethod
-    def load(cls, path: str | Path) -> Split:
-        """Read a split written by `save`, verified."""
-        arrays, metadata = load_arrays(path)
-        if metadata.get("kind") != "split" or set(arrays) != set(_SPLIT_ARRAYS):
-            raise CorruptFile(f"{path} is not a two-class data split (it holds {sorted(arrays)})")
-        return cls(**arrays)
-
-
-_SPLIT_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def two_spirals(
