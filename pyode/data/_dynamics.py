@@ -190,9 +190,12 @@ def van_der_pol_data(
     return _observe("vdp", settings, van_der_pol_field(mu), starts, ts, later, noise, rng)
 
 
-def _one_spiral(system, settings, field, start, t1, observations, noise, extrapolate, points, seed):
+def _one_spiral(system: str, field: VectorField, start: np.ndarray, settings: dict) -> Trajectories:
+    """One trajectory of `field` from `start`; `settings` are those of the spiral generators."""
+    t1, observations, noise = settings["t1"], settings["observations"], settings["noise"]
+    extrapolate, points = settings["extrapolate"], settings["extrapolation_points"]
     _check(observations, noise, t1, extrapolate)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(settings["seed"])
     ts = _irregular_times(rng, 1, t1, observations)
     later = np.linspace(t1, t1 + extrapolate, points + 1)[1:][None]
     return _observe(system, settings, field, start[None], ts, later, noise, rng)
@@ -208,18 +211,8 @@ def linear_spiral_data(
     seed: int = 0,
 ) -> Trajectories:
     """dz/dt = A z, A = [[-0.1, -1], [1, -0.1]], from z0 = (0.6, 0.3), observed at irregular times."""
-    settings = dict(locals())
     return _one_spiral(
-        "linear_spiral",
-        settings,
-        linear_field(LINEAR_SPIRAL_MATRIX),
-        LINEAR_SPIRAL_START,
-        t1,
-        observations,
-        noise,
-        extrapolate,
-        extrapolation_points,
-        seed,
+        "linear_spiral", linear_field(LINEAR_SPIRAL_MATRIX), LINEAR_SPIRAL_START, dict(locals())
     )
 
 
@@ -233,19 +226,7 @@ def nn_spiral_data(
     seed: int = 0,
 ) -> Trajectories:
     """The two-layer spiral field (`nn_spiral_field`) from (0.6, 0.3), observed at irregular times."""
-    settings = dict(locals())
-    return _one_spiral(
-        "nn_spiral",
-        settings,
-        nn_spiral_field,
-        NN_SPIRAL_START,
-        t1,
-        observations,
-        noise,
-        extrapolate,
-        extrapolation_points,
-        seed,
-    )
+    return _one_spiral("nn_spiral", nn_spiral_field, NN_SPIRAL_START, dict(locals()))
 
 
 def regression_ab_data(
