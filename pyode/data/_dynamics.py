@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._options import check_generator_options
 from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
@@ -270,12 +271,7 @@ def make_trajectories(system: str, **settings) -> Trajectories:
 
 def check_trajectory_options(system: str, options: dict) -> None:
     """A ValueError naming the system or any option its generator does not take."""
-    if system not in DYNAMICS_GENERATORS:
-        raise ValueError(f"unknown system {system!r}; choose one of {', '.join(DYNAMICS_GENERATORS)}")
-    known = set(inspect.signature(DYNAMICS_GENERATORS[system]).parameters) - {"seed"}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for system {system!r}; known: {sorted(known)}")
+    check_generator_options("system", system, DYNAMICS_GENERATORS, options)
 
 
 def true_field(system: str, **settings) -> VectorField:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._options import check_generator_options
 from ._saved import SavedAsArrays
 
 if TYPE_CHECKING:  # jaxtyping only annotates: planning imports this module and needs none
@@ -84,7 +85,7 @@ GENERATORS = {"spiral": two_spirals, "circles": concentric_circles}
 
 def make_split(dataset: str, *, test_fraction: float = 0.2, seed: int = 0, **options) -> Split:
     """Generate `dataset` ('spiral' or 'circles') and split it into train and test parts."""
-    options = _generator_options(dataset, options)
+    check_generator_options("dataset", dataset, GENERATORS, options)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     if "ring" in options:
@@ -101,25 +102,12 @@ def make_split(dataset: str, *, test_fraction: float = 0.2, seed: int = 0, **opt
 
 def split_sizes(dataset: str, *, test_fraction: float = 0.2, **options) -> tuple[int, int]:
     """(training, test) sizes of the split `make_split` would make, without generating it."""
-    options = _generator_options(dataset, options)
+    check_generator_options("dataset", dataset, GENERATORS, options)
     points = options.get(
         "points_per_class", inspect.signature(GENERATORS[dataset]).parameters["points_per_class"].default
     )
     n_test = int(round(test_fraction * 2 * points))
     return 2 * points - n_test, n_test
-
-
-def _generator_options(dataset: str, options: dict) -> dict:
-    """`options` checked against the generator of `dataset`; unknown ones are a ValueError naming them."""
-    if dataset not in GENERATORS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(GENERATORS)}")
-    known = set(inspect.signature(GENERATORS[dataset]).parameters) - {"seed"}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {sorted(unknown)} for dataset {dataset!r}; known: {sorted(known)}"
-        )
-    return dict(options)
 
 
 def _check_size(points_per_class: int, noise: float) -> None:
