@@ -202,3 +202,12 @@ def test_plans_restrict_models_to_their_densities_and_name_bad_settings():
         cnf.resolve({"flow": {"trace": "hutchinsn"}})
     with pytest.raises(SettingsError, match="batch_size is 512; there are 100 training points"):
         cnf.resolve({"train_points": 100, "train": {"batch_size": 512}})
+
+
+def test_samples_of_a_density_know_its_true_log_density(tmp_path):
+    """The evaluation scores a flow against `DensitySamples.true_log_density`, kept through a file."""
+    samples = sample_density("8gaussians", train_points=16, test_points=8, seed=3)
+    samples.save(tmp_path / "s.npz")
+    loaded = DensitySamples.load(tmp_path / "s.npz")
+    expected = true_log_density("8gaussians", samples.x_test)
+    assert np.array_equal(loaded.true_log_density(loaded.x_test), expected)

@@ -143,6 +143,10 @@ class DensitySamples(SavedAsArrays):
     x_train: Float[np.ndarray, "n 2"]
     x_test: Float[np.ndarray, "m 2"]
 
+    def true_log_density(self, x: np.ndarray) -> np.ndarray | None:
+        """The density's log p(x) where it has a closed form, else None."""
+        return true_log_density(self.density, x, **self.options)
+
 
 def sample_density(
     name: str, *, train_points: int = 20000, test_points: int = 5000, seed: int = 0, **options
