@@ -123,6 +123,7 @@ def code_label(experiment: str | None = None) -> str:
     return f"pyode {code['pyode']}, {commit}{dirty}, source {code['digest'][:12]}"
 
 
+@functools.cache
 def _version(name: str) -> str:
     try:
         return importlib.metadata.version(name)

@@ -233,6 +233,7 @@ def test_random_interrupts_resume_to_the_uninterrupted_parameters(tmp_path, data
     assert not (run / "train-state").exists()
 
 
+@pytest.mark.slow
 def test_the_thread_count_does_not_change_a_trained_model(tmp_path, data):
     """Why a run's identity leaves out the thread count: one XLA thread or two, the same parameters
     (a field wide enough, and batches large enough, that XLA's CPU kernels could split the work)."""
