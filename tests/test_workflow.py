@@ -361,8 +361,14 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
 @pytest.mark.parametrize(
     "change, named",
     [
-        (lambda c: c["classify"]["models"][0].update(augmnet=1), "classify.models[0]: Additional properties"),
-        (lambda c: c["classify"]["solve"].update(solver="rk5"), "classify.solve.solver: 'rk5' is not one of"),
+        (
+            lambda c: c["classify"]["models"][0].update(augmnet=1),
+            "unknown key classify.models[node].augmnet; classify.models[node] takes augment, name, train",
+        ),
+        (
+            lambda c: c["classify"]["solve"].update(solver="rk5"),
+            "classify[spiral/node].solve.solver is 'rk5'; choose one of euler,",
+        ),
         (
             lambda c: c["classify"]["models"].append({"name": "node", "augment": 2}),
             "node appear more than once",
@@ -389,7 +395,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         ),
         (
             lambda c: c["cnf"]["models"][0].update(trace="hutchinsn"),
-            "cnf.models[0].trace: 'hutchinsn' is not one of",
+            ".flow.trace is 'hutchinsn'; choose one of exact, hutchinson",
         ),
         (
             lambda c: c["sde"].update(simulation={"solver": "heun"}),
@@ -397,7 +403,7 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         ),
         (
             lambda c: c["image"]["datasets"][0]["train"].update(learning_rate="fast"),
-            "learning_rate: 'fast' is not",
+            "train.learning_rate is 'fast' (str); expected a number",
         ),
         (
             lambda c: (
@@ -452,6 +458,15 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             "Error: config: sonode.models[sonode].augment is 2: it pads an ANODE's state with zero "
             "dimensions, and kind 'sonode' is not one (augment is for kind anode only)\n",
         ),
+        (lambda c: c["latent"].pop("models"), "Error: config: latent needs models; it has observations"),
+        (
+            lambda c: c["sde"].update(processes=[]),
+            "Error: config: sde.processes must be a non-empty list of entries",
+        ),
+        (
+            lambda c: c["image"]["mnist"].update(timeout=0),
+            ".source.timeout is 0.0; it must be greater than 0",
+        ),
         (
             lambda c: c.update(clasify=c["classify"]),
             "Error: config: top level: unknown section 'clasify'; the sections are bench, classify, cnf,",
@@ -485,6 +500,9 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
         "image-milestones",
         "cifar10-split",
         "sonode-augment",
+        "missing-list",
+        "empty-entries",
+        "mnist-timeout",
         "misspelt-section",
         "julia-required",
     ],
@@ -498,6 +516,29 @@ def test_a_bad_config_is_named_in_one_line_before_any_job(project, change, named
     assert named in output, output
     assert "Traceback" not in output and 'File "' not in output
     assert not (project / "results").exists()
+
+
+def test_a_bad_setting_gets_the_same_message_from_the_workflow_and_from_pyode(project, tmp_path):
+    """Limits live in the settings classes only, so both paths word an error alike (after its place)."""
+    rate = {"learning_rate": -0.5}
+    result = _snakemake(
+        project,
+        "all",
+        "-n",
+        "--configfile",
+        _config(project, lambda c: c["classify"]["train"].update(rate), "bad.yaml"),
+        check=False,
+    )
+    workflow_line = next(line for line in (result.stdout + result.stderr).splitlines() if "Error" in line)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"train": rate}))
+    command = [sys.executable, "-m", "pyode.cli", "classify-train", "--settings", str(settings)]
+    command += ["--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_SECONDS)
+    said = "train.learning_rate is -0.5; it must be greater than 0"
+    assert workflow_line.endswith(f"classify[spiral/node].{said}"), workflow_line
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(f"{settings}: settings.{said}"), done.stderr
 
 
 TOY_EXPERIMENT = '''"""A toy experiment (tests/test_workflow.py): its settings, its plan, one command."""

@@ -27,8 +27,8 @@ from ._sections import SolveSettings as SolveSettings
 from ._sections import TrainSettings as TrainSettings
 from ._settings import Section as Section
 from ._settings import SettingsError as SettingsError
+from ._settings import named_entries as named_entries
 from ._settings import option as option
-from ._settings import unique_names as unique_names
 
 
 def _declared(name: str) -> Experiment:

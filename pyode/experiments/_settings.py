@@ -93,12 +93,70 @@ def data_part(changes: Mapping[str, Any], settings: type[Section], data: type[Se
     return {key: value for key, value in changes.items() if key not in run_only}
 
 
-def unique_names(entries: list[dict], where: str) -> None:
-    """A SettingsError if two entries of a config list share a `name`."""
-    names = [entry.get("name") for entry in entries]
+def section_keys(
+    section: Any, where: str, *, required: Iterable[str] = (), optional: Iterable[str] = ()
+) -> Mapping:
+    """`section`, checked to be a mapping that has every `required` key and no key but those and `optional`.
+
+    The structure of a config section; the values are checked by the settings they feed.
+    """
+    if not isinstance(section, Mapping):
+        raise SettingsError(f"{where} must be a mapping of keys to values, got {_show(section)}")
+    required, allowed = tuple(required), (*required, *optional)
+    missing = [key for key in required if key not in section]
+    if missing:
+        raise SettingsError(
+            f"{where} needs {', '.join(missing)}; it has {', '.join(map(str, section)) or 'nothing'}"
+        )
+    unknown = sorted(map(str, set(section) - set(allowed)))
+    if unknown:
+        raise SettingsError(f"unknown key {where}.{unknown[0]}; {where} takes {', '.join(sorted(allowed))}")
+    return section
+
+
+def changes_at(section: Mapping, key: str, where: str) -> Mapping:
+    """`section[key]` (empty when absent), checked to be a mapping: changes to a group of settings."""
+    changes = section.get(key, {})
+    if not isinstance(changes, Mapping):
+        raise SettingsError(f"{where}.{key} must be a mapping of keys to values, got {_show(changes)}")
+    return changes
+
+
+def listed(section: Mapping, key: str, where: str, *, empty: bool = False) -> list:
+    """`section[key]`, checked to be a list without repeats, non-empty unless `empty` (each item is
+    checked where it is used)."""
+    items = section.get(key)
+    if not isinstance(items, list) or not (items or empty):
+        raise SettingsError(
+            f"{where}.{key} must be a {'' if empty else 'non-empty '}list, got {_show(items)}"
+        )
+    repeated = sorted({str(item) for item in items if items.count(item) > 1})
+    if repeated:
+        raise SettingsError(f"{where}.{key}: {', '.join(repeated)} appear(s) more than once")
+    return items
+
+
+def named_entries(
+    section: Mapping, key: str, where: str, *, keys: Iterable[str] | None = None
+) -> list[Mapping]:
+    """`section[key]`: a non-empty list of mappings, each with its own `name` and, when `keys` is given,
+    no other key than those (entries whose other keys are options checked downstream pass None)."""
+    path = f"{where}.{key}"
+    entries = section.get(key)
+    if not isinstance(entries, list) or not entries:
+        raise SettingsError(
+            f"{path} must be a non-empty list of entries, each with a name, got {_show(entries)}"
+        )
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            raise SettingsError(f"{path}[{index}] must be a mapping with a name, got {_show(entry)}")
+        if keys is not None:
+            section_keys(entry, f"{path}[{entry['name']}]", required=("name",), optional=keys)
+    names = [entry["name"] for entry in entries]
     repeated = sorted({str(name) for name in names if names.count(name) > 1})
     if repeated:
-        raise SettingsError(f"{where}: the name(s) {', '.join(repeated)} appear more than once")
+        raise SettingsError(f"{path}: the name(s) {', '.join(repeated)} appear more than once")
+    return entries
 
 
 def _annotation(cls: type, key: str):

@@ -16,7 +16,16 @@ import numpy as np
 from ..data import GENERATORS, Split, make_split, split_sizes
 from ._common import HISTORY_UNITS, read_history, summarise_history, train_new_model, write_run_metrics
 from ._sections import BatchTrainSettings, FieldSettings, SolveSettings
-from ._settings import Section, SettingsError, data_part, option, reported_at, unique_names
+from ._settings import (
+    Section,
+    SettingsError,
+    changes_at,
+    data_part,
+    named_entries,
+    option,
+    reported_at,
+    section_keys,
+)
 
 if TYPE_CHECKING:
     from ..models import ODEClassifier
@@ -92,11 +101,14 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     `datasets` and `models` are lists of entries (name, options, an optional `train`
     override); `field`, `solve`, `train` and `t1` change every run's defaults.
     """
-    unique_names(section["datasets"], "classify.datasets")
-    unique_names(section["models"], "classify.models")
+    section_keys(
+        section, "classify", required=("datasets", "models"), optional=("field", "solve", "train", "t1")
+    )
+    datasets = named_entries(section, "datasets", "classify")
+    models = named_entries(section, "models", "classify", keys=("augment", "train"))
     runs = {}
-    for dataset in section["datasets"]:
-        for model in section["models"]:
+    for dataset in datasets:
+        for model in models:
             changes = {
                 "seed": seed,
                 "dataset": dataset["name"],
@@ -106,7 +118,11 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
                     **({"t1": section["t1"]} if "t1" in section else {}),
                 },
                 **{key: section[key] for key in ("field", "solve") if key in section},
-                "train": {**section.get("train", {}), **dataset.get("train", {}), **model.get("train", {})},
+                "train": {
+                    **changes_at(section, "train", "classify"),
+                    **changes_at(dataset, "train", f"classify.datasets[{dataset['name']}]"),
+                    **changes_at(model, "train", f"classify.models[{model['name']}]"),
+                },
             }
             name = f"{dataset['name']}/{model['name']}"
             runs[name] = Settings().overlay(changes, f"classify[{name}]")

@@ -31,7 +31,15 @@ from ._common import (
     write_run_metrics,
 )
 from ._sections import BatchTrainSettings, FieldSettings, GeneratedData, SolveSettings
-from ._settings import Section, SettingsError, data_part, option, unique_names
+from ._settings import (
+    Section,
+    SettingsError,
+    changes_at,
+    data_part,
+    named_entries,
+    option,
+    section_keys,
+)
 
 if TYPE_CHECKING:
     from ..models import CNF
@@ -137,10 +145,13 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     `train` override and `densities`: the only densities it runs on). `field`, `solve`,
     `train` and `evaluation` change every run's defaults.
     """
-    unique_names(section["densities"], "cnf.densities")
-    unique_names(section["models"], "cnf.models")
-    configured = [density["name"] for density in section["densities"]]
-    for model in section["models"]:
+    section_keys(
+        section, "cnf", required=("densities", "models"), optional=("field", "solve", "train", "evaluation")
+    )
+    densities = named_entries(section, "densities", "cnf")
+    models = named_entries(section, "models", "cnf", keys=(*FLOW_KEYS, "densities", "train"))
+    configured = [density["name"] for density in densities]
+    for model in models:
         unknown = [name for name in model.get("densities", []) if name not in configured]
         if unknown:
             raise SettingsError(
@@ -149,8 +160,8 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
             )
     sizes = ("train_points", "test_points")
     runs = {}
-    for density in section["densities"]:
-        for model in section["models"]:
+    for density in densities:
+        for model in models:
             if "densities" in model and density["name"] not in model["densities"]:
                 continue
             changes = {
@@ -160,7 +171,11 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
                 **{k: density[k] for k in sizes if k in density},
                 "flow": {k: model[k] for k in FLOW_KEYS if k in model},
                 **{key: section[key] for key in ("field", "solve", "evaluation") if key in section},
-                "train": {**section.get("train", {}), **density.get("train", {}), **model.get("train", {})},
+                "train": {
+                    **changes_at(section, "train", "cnf"),
+                    **changes_at(density, "train", f"cnf.densities[{density['name']}]"),
+                    **changes_at(model, "train", f"cnf.models[{model['name']}]"),
+                },
             }
             name = f"{density['name']}/{model['name']}"
             runs[name] = Settings().overlay(changes, f"cnf[{name}]")

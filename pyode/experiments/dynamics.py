@@ -37,7 +37,14 @@ from ._common import (
     write_metrics,
 )
 from ._sections import FieldSettings, GeneratedData, SolveSettings, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, unique_names
+from ._settings import (
+    Section,
+    SettingsError,
+    data_part,
+    named_entries,
+    option,
+    section_keys,
+)
 
 if TYPE_CHECKING:
     import equinox as eqx
@@ -156,12 +163,14 @@ def resolve(changes: dict, where: str = "settings") -> Settings:
 
 def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     """Every fit of the config's `dynamics` section, by name `system/fit`, resolved and checked."""
-    unique_names(section["systems"], "dynamics.systems")
+    section_keys(section, "dynamics", required=("systems",))
     runs = {}
-    for entry in section["systems"]:
+    for entry in named_entries(section, "systems", "dynamics"):
         system = entry["name"]
-        fits = entry.get("fits", DEFAULT_FITS.get(system, [{"name": "mlp", "field": "mlp"}]))
-        unique_names(fits, f"dynamics.systems[{system}].fits")
+        where = f"dynamics.systems[{system}]"
+        fits = named_entries(
+            {"fits": DEFAULT_FITS.get(system, [{"name": "mlp", "field": "mlp"}]), **entry}, "fits", where
+        )
         common = {k: v for k, v in entry.items() if k not in ("name", "fits")}
         for fit in fits:
             name = f"{system}/{fit['name']}"

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import load_arrays, save_arrays
+from .. import SOLVER_NAMES, load_arrays, save_arrays
 from ..data import (
     CIFAR10_MIRRORS,
+    DATA_POLICIES,
     MNIST_MIRRORS,
     ImageSplit,
     load_digits_split,
@@ -43,7 +44,15 @@ from ._common import (
     write_metrics,
 )
 from ._sections import SolveSettings, TrainSettings
-from ._settings import Section, SettingsError, data_part, option, unique_names
+from ._settings import (
+    Section,
+    SettingsError,
+    data_part,
+    listed,
+    named_entries,
+    option,
+    section_keys,
+)
 
 if TYPE_CHECKING:
     import jax
@@ -60,6 +69,18 @@ SOURCE_KEYS = {
     **{name: ("folder", "policy", "download_folder", "mirrors", "timeout") for name in FETCHED},
 }
 """What a data set's `source` may hold: the digits split's options, or where a fetched set comes from."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedSource(Section):
+    """Where MNIST or CIFAR-10 comes from: the folder of its files, the policy when they are missing,
+    the folder fetches go to, the mirrors tried in turn and each download attempt's timeout (s)."""
+
+    folder: str = option("")
+    policy: str = option("auto", choices=DATA_POLICIES)
+    download_folder: str = option("")
+    mirrors: tuple[str, ...] = option(())
+    timeout: float = option(60.0, above=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +158,8 @@ class DataSettings(Section):
                     f"{where}.source.{key} has no effect on {self.dataset}; its source takes "
                     f"{', '.join(SOURCE_KEYS[self.dataset])}"
                 )
+        if self.dataset in FETCHED:
+            FetchedSource().overlay(self.source, f"{where}.source")
         fraction = self.source.get("test_fraction")
         if "test_fraction" in self.source and not (type(fraction) in (int, float) and 0 < fraction < 1):
             raise SettingsError(
@@ -198,10 +221,25 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     block, k > 0: k zero channels appended to its state, ANODE; adaptive solvers with
     `solve.rtol` and `solve.atol`, the others with `solve.steps`) and the `baselines`.
     """
-    unique_names(section["datasets"], "image.datasets")
-    solve = section["solve"]
+    section_keys(
+        section,
+        "image",
+        required=("mnist", "cifar10", "solvers", "adjoints", "augment", "baselines", "solve", "datasets"),
+    )
+    solvers, adjoints = listed(section, "solvers", "image"), listed(section, "adjoints", "image")
+    augments = listed(section, "augment", "image")
+    baselines = listed(section, "baselines", "image", empty=True)
+    solve = section_keys(section["solve"], "image.solve", required=("adaptive", "rtol", "atol", "steps"))
+    unknown = [name for name in solve["adaptive"] if name not in SOLVER_NAMES]
+    if unknown:
+        raise SettingsError(
+            f"image.solve.adaptive names {', '.join(map(str, unknown))}; "
+            f"the solvers are {', '.join(SOLVER_NAMES)}"
+        )
+    for name in FETCHED:
+        section_keys(section[name], f"image.{name}", required=("policy", "folder", "mirrors", "timeout"))
     runs = {}
-    for entry in section["datasets"]:
+    for entry in named_entries(section, "datasets", "image", keys=("split", "data", "model", "train")):
         dataset = entry["name"]
         if "split" in entry and dataset != "digits":
             raise SettingsError(
@@ -224,13 +262,11 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
                     else {"steps": solve["steps"]}
                 ),
             }
-            for augment in section.get("augment", [0])
-            for solver in section["solvers"]
-            for adjoint in section["adjoints"]
+            for augment in augments
+            for solver in solvers
+            for adjoint in adjoints
         }
-        variants.update(
-            {baseline: {"model": {"kind": baseline, "augment": 0}} for baseline in section["baselines"]}
-        )
+        variants.update({baseline: {"model": {"kind": baseline, "augment": 0}} for baseline in baselines})
         for run, changes in variants.items():
             name = f"{dataset}/{run}"
             settings = Settings().overlay(common, f"image[{name}]")

@@ -29,7 +29,16 @@ from ._common import (
     write_metrics,
 )
 from ._sections import FieldSettings, SolveSettings, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, reported_at
+from ._settings import (
+    Section,
+    SettingsError,
+    changes_at,
+    data_part,
+    listed,
+    option,
+    reported_at,
+    section_keys,
+)
 
 EXPERIMENT = "latent"
 DTYPE = np.float32
@@ -141,22 +150,30 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     `observations` lists the observation counts, `models` the models; `data`, `network`,
     `solve` and `train` change every run; `model_train` maps a model to its own `train` changes.
     """
-    for key in ("observations", "models"):
-        if len(set(section[key])) != len(section[key]):
-            raise SettingsError(f"latent.{key}: {section[key]} repeats an entry")
-    if "latent_ode" not in section["models"]:
-        raise SettingsError(
-            f"latent.models is {section['models']}; it must include latent_ode (rnn is its baseline)"
-        )
+    section_keys(
+        section,
+        "latent",
+        required=("observations", "models"),
+        optional=("data", "network", "solve", "train", "model_train"),
+    )
+    counts, models = listed(section, "observations", "latent"), listed(section, "models", "latent")
+    if "latent_ode" not in models:
+        raise SettingsError(f"latent.models is {models}; it must include latent_ode (rnn is its baseline)")
+    model_train = section_keys(
+        changes_at(section, "model_train", "latent"), "latent.model_train", optional=MODELS
+    )
     runs = {}
-    for count in section["observations"]:
-        for model in section["models"]:
+    for count in counts:
+        for model in models:
             changes = {
                 "seed": seed,
                 "observations": count,
                 "model": model,
                 **{key: section[key] for key in ("data", "network", "solve") if key in section},
-                "train": {**section.get("train", {}), **section.get("model_train", {}).get(model, {})},
+                "train": {
+                    **changes_at(section, "train", "latent"),
+                    **changes_at(model_train, model, "latent.model_train"),
+                },
             }
             name = f"obs{count}/{model}"
             runs[name] = resolve(changes, f"latent[{name}]")

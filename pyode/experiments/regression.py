@@ -94,10 +94,9 @@ def resolve(changes: dict, where: str = "settings") -> Settings:
 
 def plan(section: dict, *, seed: int | None = None) -> dict[str, Settings]:
     """The one run of the config's `regression` section (its own seed wins over the global one)."""
-    changes = dict(section)
-    if seed is not None and "seed" not in changes:
-        changes["seed"] = seed
-    return {"a_to_b": Settings().overlay(changes, "regression")}
+    if seed is not None and isinstance(section, dict) and "seed" not in section:
+        section = {**section, "seed": seed}
+    return {"a_to_b": Settings().overlay(section, "regression")}
 
 
 def regression_pairs(settings: Settings) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,15 @@ from ._common import (
     write_run_metrics,
 )
 from ._sections import BatchTrainSettings, GeneratedData
-from ._settings import Section, SettingsError, data_part, option, unique_names
+from ._settings import (
+    Section,
+    SettingsError,
+    changes_at,
+    data_part,
+    named_entries,
+    option,
+    section_keys,
+)
 
 EXPERIMENT = "sde"
 DTYPE = np.float32
@@ -168,15 +176,15 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     networks, training and simulation); `drift`, `diffusion`, `train` and `simulation` at
     the top change every fit.
     """
-    unique_names(section["processes"], "sde.processes")
-    shared = {key: section[key] for key in ("drift", "diffusion", "train", "simulation") if key in section}
+    groups = ("drift", "diffusion", "train", "simulation")
+    section_keys(section, "sde", required=("processes",), optional=(*groups, "convergence"))
+    shared = {key: changes_at(section, key, "sde") for key in groups if key in section}
     runs = {}
-    for entry in section["processes"]:
+    for entry in named_entries(section, "processes", "sde", keys=("data", *groups)):
         name = entry["name"]
         changes = {"seed": seed, "process": name, **shared}
-        for key, value in entry.items():
-            if key != "name":
-                changes[key] = {**changes.get(key, {}), **value} if isinstance(value, dict) else value
+        for key in entry.keys() - {"name"}:
+            changes[key] = {**changes.get(key, {}), **changes_at(entry, key, f"sde.processes[{name}]")}
         runs[name] = Settings().overlay(changes, f"sde[{name}]")
     return runs
 

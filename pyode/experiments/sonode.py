@@ -29,7 +29,15 @@ from ._common import (
     write_metrics,
 )
 from ._sections import FieldSettings, GeneratedData, SolveSettings, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, unique_names
+from ._settings import (
+    Section,
+    SettingsError,
+    changes_at,
+    data_part,
+    named_entries,
+    option,
+    section_keys,
+)
 
 if TYPE_CHECKING:
     import jax
@@ -106,9 +114,10 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     `tasks` entries name a task and change its runs (`data`, `field`, `solve`, `train`);
     `models` entries name a model, its `kind`, `augment` (ANODE) and a `train` override.
     """
-    unique_names(section["tasks"], "sonode.tasks")
-    unique_names(section["models"], "sonode.models")
-    for model in section["models"]:
+    section_keys(section, "sonode", required=("tasks", "models"))
+    tasks = named_entries(section, "tasks", "sonode", keys=("data", "field", "solve", "train"))
+    models = named_entries(section, "models", "sonode", keys=("kind", "augment", "velocity_width", "train"))
+    for model in models:
         kind = model.get("kind", ModelSettings.kind)
         if "augment" in model and kind != "anode":
             raise SettingsError(
@@ -116,16 +125,19 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
                 f"with zero dimensions, and kind {kind!r} is not one (augment is for kind anode only)"
             )
     runs = {}
-    for task in section["tasks"]:
+    for task in tasks:
         common = {k: v for k, v in task.items() if k not in ("name", "train")}
-        for model in section["models"]:
+        for model in models:
             name = f"{task['name']}/{model['name']}"
             changes = {
                 "seed": seed,
                 "task": task["name"],
                 **common,
                 "model": {k: v for k, v in model.items() if k != "train"},
-                "train": {**task.get("train", {}), **model.get("train", {})},
+                "train": {
+                    **changes_at(task, "train", f"sonode.tasks[{task['name']}]"),
+                    **changes_at(model, "train", f"sonode.models[{model['name']}]"),
+                },
             }
             runs[name] = resolve(changes, f"sonode[{name}]")
     return runs

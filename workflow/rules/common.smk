@@ -72,7 +72,7 @@ the `pyode` command reads it from PYODE_COMPILATION_CACHE."""
 def plan(experiment):
     """The runs of an experiment's config section, resolved and checked (a bad value stops here)."""
     try:
-        return experiment.plan(config[experiment.EXPERIMENT], seed=config["seed"])
+        return experiment.plan(config.get(experiment.EXPERIMENT), seed=config["seed"])
     except SettingsError as error:
         stop(f"config: {error}")
 
