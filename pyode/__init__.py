@@ -4,7 +4,7 @@ The public names below are loaded on first use, so that `import pyode.scratch` (
 NumPy) does not pull in JAX.
 """
 
-import importlib
+from ._lazy import lazy_public_names
 
 __version__ = "0.1.0"
 
@@ -51,14 +51,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'pyode' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_public_names(globals(), _PUBLIC)

@@ -5,7 +5,7 @@ The public names below are loaded on first use, so that the names the settings c
 (`ACTIVATION_NAMES`, `TRACES`, ...) import no JAX.
 """
 
-import importlib
+from .. import lazy_public_names
 
 _PUBLIC = {
     "ACTIVATION_NAMES": "._names",
@@ -54,14 +54,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'pyode.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_public_names(globals(), _PUBLIC)

@@ -4,7 +4,7 @@ The public names below are loaded on first use, so that the settings' names and 
 import no JAX.
 """
 
-import importlib
+from .. import lazy_public_names
 
 _PUBLIC = {
     "Stepper": "._loop",
@@ -26,14 +26,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'pyode.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_public_names(globals(), _PUBLIC)
