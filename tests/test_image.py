@@ -223,7 +223,9 @@ def test_settings_are_checked():
 def test_plan_runs_the_solver_grid_and_the_baselines():
     section = {
         "mnist": {"policy": False, "folder": "resources/mnist", "mirrors": [], "timeout": 1},
+        "cifar10": {"policy": False, "folder": "resources/cifar10", "mirrors": [], "timeout": 1},
         "solvers": ["euler", "dopri5"],
+        "augment": [0],
         "adjoints": ["checkpoint", "backsolve"],
         "baselines": ["resnet"],
         "solve": {"adaptive": ["dopri5"], "rtol": 1e-3, "atol": 1e-4, "steps": 3},

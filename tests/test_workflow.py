@@ -458,14 +458,17 @@ def test_changed_inputs_and_forcerun_retrain_from_scratch(project, tmp_path):
             "Error: config: sonode.models[sonode].augment is 2: it pads an ANODE's state with zero "
             "dimensions, and kind 'sonode' is not one (augment is for kind anode only)\n",
         ),
-        (lambda c: c["latent"].pop("models"), "Error: config: latent needs models; it has observations"),
+        (
+            lambda c: c["latent"].update(models=None),
+            "Error: config: latent.models must be a non-empty list, got None",
+        ),
         (
             lambda c: c["sde"].update(processes=[]),
             "Error: config: sde.processes must be a non-empty list of entries",
         ),
         (
             lambda c: c["image"]["mnist"].update(timeout=0),
-            ".source.timeout is 0.0; it must be greater than 0",
+            "Error: config: image.mnist.timeout is 0.0; it must be greater than 0",
         ),
         (
             lambda c: c.update(clasify=c["classify"]),

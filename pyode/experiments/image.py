@@ -236,8 +236,9 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
             f"image.solve.adaptive names {', '.join(map(str, unknown))}; "
             f"the solvers are {', '.join(SOLVER_NAMES)}"
         )
-    for name in FETCHED:
+    for name in FETCHED:  # checked even when no data set reads it, as a typo there would wait for one
         section_keys(section[name], f"image.{name}", required=("policy", "folder", "mirrors", "timeout"))
+        FetchedSource().overlay(source_settings(section, {"name": name}), f"image.{name}")
     runs = {}
     for entry in named_entries(section, "datasets", "image", keys=("split", "data", "model", "train")):
         dataset = entry["name"]
