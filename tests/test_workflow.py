@@ -221,12 +221,13 @@ REPORT_CATEGORIES = {  # results/<first folder> -> the report's category
     "sde": "Neural SDEs",
     "latent": "Latent ODE",
     "sonode": "Second-order ODEs",
+    "hnn": "Hamiltonian NNs",
 }
 
 
 def _subcategory(parts: tuple[str, ...]) -> str:
     """The report's subcategory of results/<parts>: the data set, system, density, process or task."""
-    if parts[0] in ("classify", "dynamics", "image", "cnf", "sonode"):
+    if parts[0] in ("classify", "dynamics", "image", "cnf", "sonode", "hnn"):
         return parts[1]
     if parts[0] == "sde":
         return "solver convergence" if parts[1] == "convergence" else parts[1]

@@ -21,6 +21,9 @@ from ._dynamics import dynamics_fields as dynamics_fields
 from ._dynamics import dynamics_loss as dynamics_loss
 from ._dynamics import dynamics_snapshots as dynamics_snapshots
 from ._dynamics import dynamics_trajectories as dynamics_trajectories
+from ._hnn import hnn_energy as hnn_energy
+from ._hnn import hnn_phase as hnn_phase
+from ._hnn import hnn_training as hnn_training
 from ._image import image_accuracy as image_accuracy
 from ._image import image_nfe as image_nfe
 from ._image import image_time as image_time
