@@ -114,6 +114,18 @@ def test_bench_and_crossval_hold_no_library_specific_code(package):
             assert not name.startswith(LIBRARY_NAMES), f"{path.name} imports {name}"
 
 
+def test_no_experiment_imports_another():
+    """What makes an experiment's code digest honest: it hashes the package without the other
+    experiments' modules (pyode.code_digest), so none of them may be imported."""
+    from pyode import experiment_modules
+
+    experiments = {f"pyode.experiments.{name}" for name in experiment_modules()}
+    for name in experiments:
+        path = PACKAGE / "experiments" / f"{name.rpartition('.')[2]}.py"
+        imported = {module for module in _imports(path) if module in experiments} - {name}
+        assert not imported, f"{path.name} imports {', '.join(sorted(imported))}"
+
+
 def test_schema_names_are_the_registries():
     import pyode
     from pyode import bench, reference, scratch

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import atomic_write, code_version, jax_device, read_json, versions, write_json
+from .. import CorruptFile, atomic_write, code_version, jax_device, read_json, versions, write_json
 from ..train import TrainOptions
 from ._settings import Section, SettingsError
 
@@ -345,3 +345,39 @@ def run_metrics(record: dict, run: str) -> dict[str, Any]:
 def _finite_or_none(metrics: dict) -> dict:
     """JSON has no NaN: a metric that is not a finite number is written as null."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+RECORD_SHAPE = {"experiment": str, "status": str, "runs": list, "units": dict}
+"""The keys of a metrics.json record (`write_metrics`) that the summary and `compare` read."""
+RUN_SHAPE = {"run": str, "metrics": dict, "settings": dict}
+"""The keys of each of a record's runs."""
+JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _json_name(kind: type) -> str:
+    return JSON_NAMES.get(kind, "a number")
+
+
+def shape_problem(value, shape: dict[str, type], prefix: str = "") -> str | None:
+    """What keeps `value` from being an object with `shape`'s keys and types (None: nothing)."""
+    if not isinstance(value, dict):
+        return f"it is {_json_name(type(value))}, not an object"
+    for key, kind in shape.items():
+        if not isinstance(value.get(key), kind):
+            return f"{prefix}{key} is missing or not {_json_name(kind)}"
+    return None
+
+
+def check_record(record, where: str) -> dict:
+    """`record` if it has the shape of a metrics.json record, else a CorruptFile naming `where` and why."""
+    problem = shape_problem(record, RECORD_SHAPE)
+    for index, entry in enumerate(record["runs"] if problem is None else []):
+        problem = problem or shape_problem(entry, RUN_SHAPE, f"runs[{index}].")
+    if problem:
+        raise CorruptFile(f"{where} is not an experiment's record: {problem}")
+    return record
+
+
+def load_records(paths: list[str | Path]) -> list[dict]:
+    """The metrics.json records at `paths`, each checked and with the path it came from."""
+    return [{**check_record(read_json(path), str(path)), "path": str(path)} for path in map(Path, paths)]

@@ -663,7 +663,7 @@ from ._registry import Command, Experiment, argument, data_command, print_metric
 
 
 def _summary_command(args) -> None:
-    from .summary import load_records
+    from ._common import load_records
 
     summarise(load_records(args.metrics), args.out_dir, dataset=args.dataset)
 

@@ -476,7 +476,7 @@ from ._registry import (  # noqa: E402
 
 
 def _summary_command(args) -> None:
-    from .summary import load_records
+    from ._common import load_records
 
     summarise(load_records(args.metrics), args.out_dir)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic_write, code_version, read_json, versions, write_json
+from ._common import check_record, load_records, shape_problem
 
 COLUMNS = ("experiment", "run", "metric", "value", "unit")
 
@@ -29,44 +30,6 @@ def flatten(settings: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[path] = value
     return flat
-
-
-RECORD_SHAPE = {"experiment": str, "status": str, "runs": list, "units": dict}
-"""The keys of a metrics.json record (`write_metrics`) that the summary and `compare` read."""
-RUN_SHAPE = {"run": str, "metrics": dict, "settings": dict}
-"""The keys of each of a record's runs."""
-JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null"}
-
-
-def _json_name(kind: type) -> str:
-    return JSON_NAMES.get(kind, "a number")
-
-
-def _shape_problem(value, shape: dict[str, type], prefix: str = "") -> str | None:
-    """What keeps `value` from being an object with `shape`'s keys and types (None: nothing)."""
-    if not isinstance(value, dict):
-        return f"it is {_json_name(type(value))}, not an object"
-    for key, kind in shape.items():
-        if not isinstance(value.get(key), kind):
-            return f"{prefix}{key} is missing or not {_json_name(kind)}"
-    return None
-
-
-def check_record(record, where: str) -> dict:
-    """`record` if it has the shape of a metrics.json record, else a CorruptFile naming `where` and why."""
-    from .. import CorruptFile
-
-    problem = _shape_problem(record, RECORD_SHAPE)
-    for index, entry in enumerate(record["runs"] if problem is None else []):
-        problem = problem or _shape_problem(entry, RUN_SHAPE, f"runs[{index}].")
-    if problem:
-        raise CorruptFile(f"{where} is not an experiment's record: {problem}")
-    return record
-
-
-def load_records(paths: list[str | Path]) -> list[dict]:
-    """The metrics.json records at `paths`, each checked and with the path it came from."""
-    return [{**check_record(read_json(path), str(path)), "path": str(path)} for path in map(Path, paths)]
 
 
 def varying_settings(records: list[dict]) -> dict[str, list[str]]:
@@ -204,7 +167,7 @@ def _records_of(folder: Path) -> list[dict]:
         from .. import CorruptFile
 
         content = read_json(summary)
-        problem = _shape_problem(content, {"runs": list})
+        problem = shape_problem(content, {"runs": list})
         if problem:
             raise CorruptFile(f"{summary} is not a pyode summary: {problem}")
         return [check_record(record, f"{summary}: runs[{i}]") for i, record in enumerate(content["runs"])]
