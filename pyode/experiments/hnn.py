@@ -36,7 +36,7 @@ from ._common import (
     write_metrics,
 )
 from ._sections import FieldSettings, GeneratedData, StepTrainSettings
-from ._settings import Section, SettingsError, data_part, option, unique_names
+from ._settings import Section, SettingsError, changes_at, data_part, named_entries, option, section_keys
 
 if TYPE_CHECKING:
     import jax
@@ -402,20 +402,26 @@ def plan(section: dict, *, seed: int) -> dict[str, Settings]:
     `systems` entries name a system and change its runs (`data`, `field`, `train`, `rollout`);
     `models` entries name a model and its `kind`, and may change `field` and `train`.
     """
-    unique_names(section["systems"], "hnn.systems")
-    unique_names(section["models"], "hnn.models")
+    section_keys(section, "hnn", required=("systems", "models"))
+    systems = named_entries(section, "systems", "hnn")
+    models = named_entries(section, "models", "hnn")
     runs = {}
-    for system in section["systems"]:
+    for system in systems:
         common = {k: v for k, v in system.items() if k not in ("name", "field", "train")}
-        for model in section["models"]:
+        for model in models:
             name = f"{system['name']}/{model['name']}"
             changes = {
                 "seed": seed,
                 "system": system["name"],
                 **common,
                 "model": {k: v for k, v in model.items() if k not in ("field", "train")},
-                "field": {**system.get("field", {}), **model.get("field", {})},
-                "train": {**system.get("train", {}), **model.get("train", {})},
+                **{
+                    key: {
+                        **changes_at(system, key, f"hnn.systems[{system['name']}]"),
+                        **changes_at(model, key, f"hnn.models[{model['name']}]"),
+                    }
+                    for key in ("field", "train")
+                },
             }
             runs[name] = resolve(changes, f"hnn[{name}]")
     return runs
