@@ -142,8 +142,8 @@ def test_every_claim_reads_a_run_and_metric_its_experiment_writes():
 
 def test_the_workflow_writes_every_file_a_claim_reads_in_its_presets(tmp_path):
     """Parsing the workflow under each preset stops when a claim declared for it reads a file no rule
-    writes (claims.smk, `unwritten`): every preset parses, and a misspelt file stops the default run
-    in one line (the parses run side by side)."""
+    writes (claims.smk, `unwritten`): every preset parses, and a misspelt file or a ledger that breaks
+    its schema stops the default run in one line (the parses run side by side)."""
     project = _copy_project(tmp_path / "project")
     mnist = tmp_path / "shared" / "data" / "mnist"  # config/mnist-cpu.yaml's folder, with the files' names
     mnist.mkdir(parents=True)
@@ -152,6 +152,8 @@ def test_the_workflow_writes_every_file_a_claim_reads_in_its_presets(tmp_path):
     misspelt = _copy_project(tmp_path / "misspelt")
     text = LEDGER.read_text().replace("classify/circles/anode/", "classify/circle/anode/", 1)
     (misspelt / ledger.LEDGER).write_text(text)
+    broken = _copy_project(tmp_path / "broken")
+    (broken / ledger.LEDGER).write_text(LEDGER.read_text().replace('op: ">="', 'op: "=>"', 1))
     presets = ledger.presets_of(CLAIMS)
     assert {"default", "latent-paper", "mnist-cpu"} <= set(presets)
     parses = {
@@ -164,7 +166,11 @@ def test_the_workflow_writes_every_file_a_claim_reads_in_its_presets(tmp_path):
             text=True,
             env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
         )
-        for preset, folder in [*((preset, project) for preset in presets), ("default", misspelt)]
+        for preset, folder in [
+            *((preset, project) for preset in presets),
+            ("default", misspelt),
+            ("default", broken),
+        ]
     }
     outputs = {key: (parse.communicate()[0], parse.returncode) for key, parse in parses.items()}
     for preset in presets:
@@ -175,6 +181,12 @@ def test_the_workflow_writes_every_file_a_claim_reads_in_its_presets(tmp_path):
     assert (
         "Error: config/claims.yaml: claim 'circles-anode-separates' (preset default) reads "
         "results/classify/circle/anode/metrics.json, which no rule of this workflow writes for this config\n"
+    ) in output, output[-2000:]
+    output, status = outputs["default", broken]
+    assert status != 0
+    assert (
+        "Error: config/claims.yaml: claim 'spiral-anode-beats-node': require[0].op: '=>' is not one of "
+        "['<', '<=', '>', '>=', 'within']\n"
     ) in output, output[-2000:]
 
 
@@ -500,7 +512,7 @@ def test_pyode_claims_writes_the_json_the_table_and_the_figure(tmp_path, capsys,
     assert capsys.readouterr().out.strip() == line
     written = json.loads(out["json"].read_text())
     assert written["tally"] == line and written["counts"] == {"holds": 1, "fails": 0, "not run": 1}
-    assert written["code"]["experiment"] == "claims"
+    assert written["code"]["experiment"] == "claims" and written["versions"]["python"] and written["written"]
     table = out["md"].read_text()
     row = next(r for r in table.splitlines() if r.startswith("| `near-paper`"))
     mean, sd = statistics.fmean(SEEDS), statistics.stdev(SEEDS)

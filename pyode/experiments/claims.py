@@ -7,8 +7,9 @@ the published value), the paper and table it comes from with the published value
 it is expected to hold for. `judge_claims` reads each metric over seeds (mean, sample standard
 deviation, n and the values), judges each condition on the means and gives each claim a verdict:
 holds, fails, or not run (its results are absent, or this run is not one of its presets);
-`write_claims` writes claims.json, claims.md and the figure. A failing claim is a result, not an
-error.
+`write_claims` writes claims.json (with the date, machine, code and software versions, so that a
+documented run's file can be kept as a reference), claims.md and the figure. A failing claim is a
+result, not an error.
 
 Seeds. A metric names a run without its seed; every seed of that run found in the results is
 read: in a metrics.json, every entry of the run (the same name repeated, or `RUN/seedN`), in the
@@ -19,15 +20,18 @@ Nothing here imports JAX (the workflow plans with it); the figure's code is in `
 """
 
 import csv
+import datetime
 import math
 import operator
+import os
+import platform
 import posixpath
 import re
 import statistics
 from pathlib import Path
 from typing import Any
 
-from .. import UserError, atomic_write, code_version, read_json, write_json
+from .. import UserError, atomic_write, code_version, read_json, versions, write_json
 
 EXPERIMENT = "claims"
 LEDGER = "config/claims.yaml"
@@ -155,7 +159,7 @@ def preset_config(name: str, base: str | Path) -> dict:
     if name != DEFAULT_PRESET:
         preset = base.parent / f"{name}.yaml"
         if not preset.exists():
-            raise LedgerError(f"a claim is declared for preset {name!r}, but there is no {preset}")
+            raise LedgerError(f"{LEDGER}: a claim is declared for preset {name!r}, but there is no {preset}")
         update_config(merged, yaml.safe_load(preset.read_text()) or {})
     return merged
 
@@ -633,7 +637,20 @@ def write_claims(
     counts = {verdict: sum(claim["verdict"] == verdict for claim in judged) for verdict in VERDICTS}
     write_json(
         out_json,
-        {"run": run, "tally": line, "counts": counts, "claims": judged, "code": code_version(EXPERIMENT)},
+        {
+            "run": run,
+            "tally": line,
+            "counts": counts,
+            "claims": judged,
+            "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "processor": platform.processor(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+            },
+            "code": code_version(EXPERIMENT),
+            "versions": versions(),
+        },
     )
     atomic_write(out_md, markdown(judged, run=run))
     if figure is not None:

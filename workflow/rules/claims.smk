@@ -10,21 +10,20 @@ from pyode.experiments import claims as claims_ledger
 
 CLAIMS_LEDGER = claims_ledger.LEDGER
 CLAIMS_SCHEMA = claims_ledger.SCHEMA
+# This run is a claim's preset when the config sections the claim reads are that preset's.
+_claims_presets = [os.path.relpath(f) for f in workflow.overwrite_configfiles]
+_claims_base = next(
+    (os.path.relpath(f) for f in workflow.configfiles if os.path.relpath(f) not in _claims_presets),
+    "config/config.yaml",
+)
 try:
     CLAIMS = claims_ledger.load_ledger(CLAIMS_LEDGER, schema=CLAIMS_SCHEMA)
-    # This run is a claim's preset when the config sections the claim reads are that preset's.
-    _claims_presets = [os.path.relpath(f) for f in workflow.overwrite_configfiles]
-    _claims_base = next(
-        (os.path.relpath(f) for f in workflow.configfiles if os.path.relpath(f) not in _claims_presets),
-        "config/config.yaml",
-    )
-    CLAIMS_APPLY = claims_ledger.applicability(
-        CLAIMS,
-        config,
-        {name: claims_ledger.preset_config(name, _claims_base) for name in claims_ledger.presets_of(CLAIMS)},
-    )
+    _claims_preset_configs = {
+        name: claims_ledger.preset_config(name, _claims_base) for name in claims_ledger.presets_of(CLAIMS)
+    }
 except claims_ledger.LedgerError as error:
-    stop(f"{CLAIMS_LEDGER}: {error}" if not str(error).startswith(CLAIMS_LEDGER) else str(error))
+    stop(str(error))
+CLAIMS_APPLY = claims_ledger.applicability(CLAIMS, config, _claims_preset_configs)
 CLAIMS_RUN = " merged with ".join([_claims_base, *_claims_presets]) + (
     f" (preset {', '.join(Path(f).stem for f in _claims_presets) or claims_ledger.DEFAULT_PRESET})"
 )
