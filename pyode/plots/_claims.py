@@ -84,7 +84,7 @@ def claims_figure(claims: list[dict], path, *, title: str = "Claims") -> None:
     )
     note_height = 0.2 * (note.count("\n") + 1) + 0.3 if note else 0.0
     fig = plt.figure(figsize=(5.2 * COLUMNS, 0.62 * sum(heights) + note_height + 0.7), layout="constrained")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 170, break_on_hyphens=False), fontsize=10)
     if rows:
         grid = fig.subfigures(
             rows + bool(note), 1, height_ratios=[*heights, note_height * 1.6][: rows + bool(note)]
@@ -100,9 +100,11 @@ def claims_figure(claims: list[dict], path, *, title: str = "Claims") -> None:
                 block.suptitle(
                     _title(claim), fontsize=8, color=VERDICT_COLOURS[claim["verdict"]], x=0.02, ha="left"
                 )
-                axes = block.subplots(len(claim["conditions"]), 1, squeeze=False)[:, 0]
+                axes = block.subplots(math.ceil(heights[r] - 0.9), 1, squeeze=False)[:, 0]
                 for ax, condition in zip(axes, claim["conditions"]):
                     _condition(ax, condition)
+                for ax in axes[len(claim["conditions"]) :]:  # the row's taller blocks set its height
+                    ax.axis("off")
         if note:
             grid[-1].text(0.01, 0.5, note, fontsize=7.5, color=VERDICT_COLOURS["not run"], va="center")
     elif note:
