@@ -520,6 +520,22 @@ def test_pyode_claims_writes_the_json_the_table_and_the_figure(tmp_path, capsys,
     assert "`toy/a/seed1/metrics.json`<br>`toy/a/seed2/metrics.json`" in row and "| holds |" in row
     assert "- `elsewhere`: not run: b: no toy/b/metrics.json in these results" in table
     assert out["png"].stat().st_size > 10_000
+    # a result folder whose summary.json holds its config: its preset is found as the workflow finds it
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"seed": 1, "toy": {"x": 1}}))
+    _write(results, "summary.json", {"config": {"seed": 2, "toy": {"x": 2}}, "runs": []})
+    arguments = ["claims", "--ledger", str(tmp_path / "claims.yaml"), "--results", str(results)]
+    arguments += ["--out-json", str(out["json"]), "--out-md", str(out["md"])]
+    main(arguments)
+    assert (
+        capsys.readouterr().out.strip()
+        == "0 of 0 claims hold; failing: none; not run: 2 (near-paper, elsewhere)"
+    )
+    near = json.loads(out["json"].read_text())["claims"][0]
+    assert near["reason"] == "declared for default; this run's toy config section is not that preset's"
+    assert near["would"] == "holds"
+    _write(results, "summary.json", {"config": {"seed": 2, "toy": {"x": 1}}, "runs": []})
+    main(arguments)
+    assert capsys.readouterr().out.strip() == line
 
 
 def test_a_claim_that_reads_a_file_no_rule_writes_is_named():

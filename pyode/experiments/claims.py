@@ -664,14 +664,31 @@ def write_claims(
 from ._registry import Command, Experiment, argument  # noqa: E402
 
 
+def _standalone(claims: list[dict], args) -> tuple[str, dict | None]:
+    """Without the workflow's settings: which preset the results are. `--preset` says so; else the
+    config in the folder's summary.json is compared with the presets beside the ledger, as the
+    workflow does; else they are taken for the default run's."""
+    summary = Path(args.results) / "summary.json"
+    if args.preset is None and summary.exists():
+        config = read_json(summary).get("config")
+        if isinstance(config, dict):
+            base = Path(args.ledger).parent / "config.yaml"
+            presets = {name: preset_config(name, base) for name in presets_of(claims)}
+            return f"{summary}'s config", applicability(claims, config, presets)
+    return f"preset {args.preset or DEFAULT_PRESET}", None
+
+
 def _claims_command(args) -> None:
     claims = load_ledger(args.ledger, schema=args.schema)
+    available = None
     if args.settings:
         settings = read_json(args.settings)
         run, available, applies = settings["run"], settings["readable"], settings["applies"]
     else:
-        run, available, applies = f"preset {args.preset}", None, None
-    judged = judge_claims(claims, args.results, available=available, applies=applies, preset=args.preset)
+        run, applies = _standalone(claims, args)
+    judged = judge_claims(
+        claims, args.results, available=available, applies=applies, preset=args.preset or DEFAULT_PRESET
+    )
     print(write_claims(judged, out_json=args.out_json, out_md=args.out_md, figure=args.figure, run=run))
 
 
@@ -688,8 +705,8 @@ DECLARATION = Experiment(
                 argument("--results", default="results", help="the results folder (default results)"),
                 argument(
                     "--preset",
-                    default=DEFAULT_PRESET,
-                    help="judge the claims declared for this preset (default: default); not with --settings",
+                    help="the preset the results are (default: found from the results' summary.json config "
+                    "and the presets beside the ledger, else default); not with --settings",
                 ),
                 argument(
                     "--settings",
