@@ -281,12 +281,14 @@ USER_ERRORS = {
     "pyode.experiments._settings": ["SettingsError"],
     "pyode.data._images": ["DataUnavailable", "MNISTUnavailable", "CIFAR10Unavailable"],
     "pyode.reference._base": ["BackendUnavailable"],
+    "pyode.experiments.claims": ["LedgerError"],
 }
 """Every error class pyode defines for a user to act on, by module."""
 
-OTHER_ERRORS = {"TrainingInterrupted", "TrainingDiverged", "MethodUnavailable"}
+OTHER_ERRORS = {"TrainingInterrupted", "TrainingDiverged", "MethodUnavailable", "Unreadable"}
 """Error classes that are not user errors: an interrupt (exit 128 + signal), a divergence (exit 1),
-and a benchmark method that cannot run (reported as skipped, never raised to the command)."""
+a benchmark method that cannot run (reported as skipped, never raised to the command), and a claim's
+metric these results do not give (its verdict is "not run", never raised to the command)."""
 
 
 def _error_classes_defined() -> set[str]:

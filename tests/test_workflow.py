@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import math
 import os
 import shutil
 import signal
@@ -80,7 +81,8 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     shutil.copytree(ROOT / "pyode", project / "pyode", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "README.md", project / "README.md")
     config = _config(project)
-    _snakemake(project, "all", "--cores", "2", "--configfile", config)
+    done = _snakemake(project, "all", "--cores", "2", "--configfile", config)
+    _check_claims(project / "results", done.stdout + done.stderr)
     for model in ("node", "anode"):
         run = project / "results" / "classify" / "spiral" / model
         for name in (
@@ -157,8 +159,33 @@ def test_tiny_run_end_to_end_and_nothing_to_redo(project):
     assert _planned_rules(project, config) == set()
     with open(project / "pyode" / "experiments" / "classify.py", "a") as f:
         f.write("\n# A change to the classification experiment's code.\n")
-    planned = {"classify_data", "classify_train", "classify_evaluate", "summary", "all"}
+    planned = {"classify_data", "classify_train", "classify_evaluate", "summary", "claims", "all"}
     assert _planned_rules(project, config) == planned
+
+
+def _check_claims(results: Path, output: str) -> None:
+    """The tiny run is no claim's preset: every claim is listed, not run, with the reason; the claims whose
+    files it writes are read all the same (one seed each); the run ends with the tally line."""
+    ledger = yaml.safe_load((ROOT / "config" / "claims.yaml").read_text())["claims"]
+    claims = json.loads((results / "claims.json").read_text())
+    tally = f"0 of 0 claims hold; failing: none; not run: {len(ledger)} (results/claims.md says why)"
+    assert claims["tally"] == tally and f"Claims: {tally}\n" in output
+    assert claims["run"] == "config/config.yaml merged with tiny.yaml (preset tiny)"
+    assert [c["id"] for c in claims["claims"]] == [c["id"] for c in ledger]
+    by_id = {c["id"]: c for c in claims["claims"]}
+    assert all(c["verdict"] == "not run" and c["reason"].startswith("declared for ") for c in by_id.values())
+    orders = by_id["sde-euler-maruyama-orders"]
+    assert orders["would"] in ("holds", "fails") and orders["files"] == ["sde/convergence/metrics.json"]
+    assert all(
+        m["n"] == 1 and math.isfinite(m["mean"]) and m["sd"] is None for m in orders["metrics"].values()
+    )
+    crossing = by_id["sonode-crossing"]["metrics"]  # the tiny run trains NODE and SONODE on it, not ANODE
+    assert crossing["node"]["n"] == crossing["sonode"]["n"] == 1
+    assert crossing["anode"]["unreadable"] == "sonode/crossing/metrics.json has no run 'crossing/anode'"
+    assert "latent/obs30" in by_id["latent-beats-rnn-at-30-and-50"]["metrics"]["latent30"]["unreadable"]
+    table = (results / "claims.md").read_text()
+    assert f"**{tally}**" in table and table.count("| not run") == len(ledger)
+    assert (results / "claims.png").stat().st_size > 10_000
 
 
 def test_the_root_snakefile_and_workflow_snakefile_plan_the_same_jobs_with_the_same_profile(project):
@@ -238,7 +265,7 @@ def _subcategory(parts: tuple[str, ...]) -> str:
 
 def _expected_report(results: Path) -> dict[str, str]:
     """Every figure and table the report must hold -> its category (and subcategory)."""
-    expected = {"results/summary.html": "Summary/Other"}
+    expected = {"results/summary.html": "Summary/Other", "results/claims.png": "Claims/Other"}
     for path in sorted(results.rglob("*")):
         if path.parent == results or (path.suffix not in (".png", ".gif") and path.name != "summary.html"):
             continue

@@ -8,6 +8,7 @@ from ._bench import bench_speedup as bench_speedup
 from ._bench import bench_table as bench_table
 from ._bench import bench_work_precision as bench_work_precision
 from ._bench import work_precision_table as work_precision_table
+from ._claims import claims_figure as claims_figure
 from ._classify import classifier_dynamics as classifier_dynamics
 from ._classify import decision_regions as decision_regions
 from ._classify import training_curves as training_curves

@@ -4,6 +4,8 @@
 # its final outputs and metrics to FINAL_OUTPUTS and SUMMARY_METRICS.
 import glob
 import os
+import time
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -130,6 +132,23 @@ def report_interrupt(logs):
         "Run the same command again to resume (finished outputs are kept)."
     )
     raise SystemExit(1)
+
+
+CLAIMS_JSON = "results/claims.json"
+"""The claims' verdicts (rules/claims.smk), whose tally line a successful run ends with."""
+STARTED = time.time()
+
+
+def report_claims(path=CLAIMS_JSON):
+    """After a successful run: the claims' tally (`23 of 25 claims hold; failing: ...; not run: ...`)
+    in one line, when this run asked for the claims (`all`) or wrote them. A failing claim is a result:
+    the run still succeeds."""
+    try:
+        targets = {rule.name for rule in workflow.dag.targetrules} | set(map(str, workflow.dag.targetfiles))
+    except AttributeError:
+        targets = set()
+    if os.path.exists(path) and (os.path.getmtime(path) >= STARTED or targets & {"all", "claims", path}):
+        logger.info(f"Claims: {read_json(path)['tally']}")
 
 
 SEALED_CHECKED = ".snakemake/pyode-sealed.json"
