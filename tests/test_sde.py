@@ -165,6 +165,115 @@ def test_diffrax_and_torchsde_agree_on_the_same_increments(solver, method, calcu
     assert np.max(np.abs(grad_y0)) > 0.1  # gradients that mean something
 
 
+def _mixing_sde(dim: int):
+    """A drift and a diagonal diffusion acting on each path (row) alone, the diffusion's i-th entry a
+    function of the whole path (so Milstein's within-path Jacobian is full), float64."""
+    rng = np.random.default_rng(3)
+    params = [
+        jnp.asarray(rng.normal(size=s) / np.sqrt(s[-1])) for s in [(8, dim), (dim, 8), (8, dim), (dim, 8)]
+    ]
+
+    def drift(t, y, p):
+        return jnp.tanh(y @ p[0].T) @ p[1].T
+
+    def diffusion(t, y, p):
+        return jax.nn.softplus(jnp.tanh(y @ p[2].T) @ p[3].T)
+
+    return drift, diffusion, params
+
+
+@pytest.mark.parametrize("solver", ["euler", "milstein"])
+def test_a_batch_solved_at_once_equals_each_path_solved_alone(solver):
+    """Paths of a batch (5 paths of 2 coordinates) on a Virtual Brownian tree drawn for the batch, against
+    each path solved alone (under vmap) on its own slice of the same increments; the gradients too."""
+    drift, diffusion, params = _mixing_sde(2)
+    y0 = jnp.asarray(np.random.default_rng(4).normal(size=(5, 2)))
+    grid = np.linspace(0.0, 1.0, 17)
+    tree = pyode.brownian_path("virtual_tree", 0.0, 1.0, (5, 2), key=jax.random.PRNGKey(7), dt=1 / 16)
+    ws = jax.vmap(tree.evaluate)(jnp.asarray(grid)).reshape(len(grid), 5, 2)
+    ts = grid[::4]
+
+    def solve(y0, ws, p):
+        path = pyode.GridBrownianPath(jnp.asarray(grid), ws)
+        return pyode.solve_sde(drift, diffusion, y0, ts, brownian=path, dt=1 / 16, solver=solver, args=p).ys
+
+    def loss(p, y0, ws):
+        return jnp.sum(jnp.sin(solve(y0, ws, p)))
+
+    batch = jax.jit(solve)(y0, ws, params)
+    on_tree = pyode.solve_sde(drift, diffusion, y0, ts, brownian=tree, dt=1 / 16, solver=solver, args=params)
+    np.testing.assert_allclose(on_tree.ys, batch, rtol=1e-12, atol=1e-12)  # the tree's own increments
+    alone = jax.jit(jax.vmap(solve, in_axes=(0, 1, None), out_axes=1))(y0, ws, params)
+    np.testing.assert_allclose(batch, alone, rtol=1e-13, atol=1e-14)
+    grads = jax.jit(jax.grad(loss))(params, y0, ws)
+    each = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 1)))(params, y0, ws)
+    for mine, theirs in zip(grads, each):
+        np.testing.assert_allclose(mine, theirs.sum(axis=0), rtol=1e-12, atol=1e-13)
+    assert float(jnp.max(jnp.abs(batch[-1] - y0))) > 0.1  # paths that moved
+
+
+def test_milstein_on_a_batch_takes_diffrax_itomilstein_step():
+    """pyode's Milstein is Diffrax's ItoMilstein computed per path: the same paths to round-off on a batch
+    small enough for Diffrax's (its cost is cubic in paths x coordinates)."""
+    import diffrax
+    import lineax
+
+    drift, diffusion, params = _mixing_sde(2)
+    y0 = jnp.asarray(np.random.default_rng(5).normal(size=(4, 2)))
+    tree = pyode.brownian_path("virtual_tree", 0.0, 1.0, (4, 2), key=jax.random.PRNGKey(8), dt=1 / 32)
+    ts = np.linspace(0.0, 1.0, 5)
+    mine = pyode.solve_sde(drift, diffusion, y0, ts, brownian=tree, dt=1 / 32, solver="milstein", args=params)
+    terms = diffrax.MultiTerm(
+        diffrax.ODETerm(lambda t, y, p: drift(t, y.reshape(4, 2), p).reshape(-1)),
+        diffrax.ControlTerm(
+            lambda t, y, p: lineax.DiagonalLinearOperator(diffusion(t, y.reshape(4, 2), p).reshape(-1)), tree
+        ),
+    )
+    theirs = diffrax.diffeqsolve(
+        terms,
+        diffrax.ItoMilstein(),
+        0.0,
+        1.0,
+        1 / 32,
+        y0.reshape(-1),
+        args=params,
+        saveat=diffrax.SaveAt(ts=ts),
+    )
+    np.testing.assert_allclose(mine.ys, theirs.ys.reshape(len(ts), 4, 2), rtol=1e-13, atol=1e-14)
+
+
+def _largest_array(jaxpr) -> int:
+    """The most elements of any value a jaxpr (and every jaxpr inside it) computes."""
+    largest = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            largest = max(largest, int(np.prod(getattr(var.aval, "shape", ()))))
+        for param in eqn.params.values():
+            for inner in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(inner, "jaxpr", inner)  # a closed jaxpr's
+                if hasattr(inner, "eqns"):
+                    largest = max(largest, _largest_array(inner))
+    return largest
+
+
+@pytest.mark.parametrize("solver", sorted(pyode.SDE_SOLVERS))
+def test_a_batch_of_400_paths_builds_no_array_quadratic_in_the_paths(solver):
+    """Diffrax's ItoMilstein on 400 one-dimensional paths built a 400^3 array (4000 paths asked for
+    512 GB): no solver may build even a 400^2 one; and Milstein on the batch runs."""
+    model = make_neural_sde(1, drift_width=8, diffusion_width=8, key=jax.random.PRNGKey(0))
+    y0 = jnp.linspace(-1.0, 1.0, 400)[:, None]
+    ts = np.linspace(0.0, 1.0, 3)
+
+    def sample(y0, key):
+        return model.sample(y0, ts, key=key, dt=1 / 16, solver=solver).ys
+
+    jaxpr = jax.make_jaxpr(sample)(y0, jax.random.PRNGKey(1))
+    assert _largest_array(jaxpr.jaxpr) < 400**2
+    if solver == "milstein":
+        ys = jax.jit(sample)(y0, jax.random.PRNGKey(1))
+        assert ys.shape == (3, 400, 1) and bool(jnp.all(jnp.isfinite(ys)))
+
+
 def _fit(process: str, tmp_path, changes: dict) -> dict:
     settings = sde.resolve({"process": process, **changes})
     sde.make_data(settings, tmp_path / "data.npz")
