@@ -419,3 +419,23 @@ def test_work_precision_problems_are_the_published_ones():
     bench_spiral = spiral_problem(settings["spiral"], dtype="float64")
     np.testing.assert_array_equal(spiral.case.params["weight_0"], bench_spiral.weights[0][0])
     assert spiral.case.y0.dtype == np.float64 and spiral.describe()["time_input"]
+
+
+def test_sde_batch_points_hold_time_per_step_and_skip_what_would_not_fit(tmp_path):
+    """Diffrax's ItoMilstein on the whole batch builds a paths^3 array: past the memory limit (10 kB here,
+    12^3 float64 numbers are 13.8 kB) its point is skipped with the size; pyode's Milstein is timed."""
+    from pyode.bench import main
+
+    out = tmp_path / "sde_batch.json"
+    main(
+        ["sde-batch", "--paths", "3", "12", "--methods", "milstein", "diffrax-milstein", "--steps", "2"]
+        + ["--repetitions", "1", "--warmup", "0", "--min-sample-seconds", "0", "--memory-limit-gib"]
+        + [str(10_000 / 2**30), "--out", str(out)]
+    )
+    points = {(p["method"], p["paths"]): p for p in json.loads(out.read_text())["points"]}
+    assert (
+        points["milstein", 12]["largest_array_bytes"] < 10_000
+        and points["milstein", 12]["step"]["median"] > 0
+    )
+    assert points["diffrax-milstein", 3]["step"]["median"] > 0
+    assert "its largest array would take" in points["diffrax-milstein", 12]["skipped"]

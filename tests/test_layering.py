@@ -142,6 +142,8 @@ def test_schema_names_are_the_registries():
     assert names["bench_method"] == {f"{lib}-{m}" for lib, methods in bench.METHODS.items() for m in methods}
     assert names["bench_library"] == set(bench.METHODS)
     assert names["work_precision_problem"] == set(bench.PRECISION_PROBLEMS)
+    sde_methods = reference.get_library("pyode").sde_methods
+    assert names["sde_batch_method"] == set(sde_methods) == set(pyode.SDE_SOLVERS) | {"diffrax-milstein"}
     for library, solvers in bench.PRECISION_SOLVERS.items():
         assert names[f"{library}_precision_solver"] == set(solvers), library
     # YAML reads an unquoted off as false

@@ -16,6 +16,7 @@ from ._libraries import prepare as prepare
 from ._measure import compile_times as compile_times
 from ._measure import length_scaling as length_scaling
 from ._measure import network_seconds as network_seconds
+from ._measure import sde_batch_scaling as sde_batch_scaling
 from ._measure import size_scaling as size_scaling
 from ._measure import training_steps as training_steps
 from ._precision import PRECISION_PROBLEMS as PRECISION_PROBLEMS

@@ -106,6 +106,29 @@ def size(args) -> None:
     _write(result, args.out)
 
 
+def sde_batch(args) -> None:
+    from ._measure import sde_batch_scaling
+
+    _enable_x64(args.dtype)
+    result = sde_batch_scaling(
+        args.paths,
+        args.methods,
+        steps=args.steps,
+        dtype=args.dtype,
+        memory_limit=args.memory_limit_gib * 2**30,
+        repetitions=args.repetitions,
+        warmup=args.warmup,
+        min_sample_seconds=args.min_sample_seconds,
+    )
+    _write(result, args.out)
+    for point in result["points"]:
+        shown = point.get("skipped") or (
+            f"{point['step']['median'] * 1e3:.3g} ms per step, largest array "
+            f"{point['largest_array_bytes'] / 2**20:.3g} MiB"
+        )
+        print(f"{point['method']} {point['paths']} paths: {shown}")
+
+
 def norms(args) -> None:
     from ._measure import norm_study
 
@@ -242,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _add_common(p)
     p.set_defaults(func=size)
+
+    p = commands.add_parser("sde-batch", help="neural-SDE batch sampling: time per step against paths")
+    p.add_argument("--paths", type=int, nargs="+", required=True)
+    p.add_argument("--methods", nargs="+", default=["euler", "milstein", "diffrax-milstein"])
+    p.add_argument("--steps", type=int, default=64, help="steps over [0, 1]")
+    p.add_argument("--dtype", default="float64", choices=("float32", "float64"))
+    p.add_argument(
+        "--memory-limit-gib", type=float, default=8.0, help="skip a point whose largest array is larger"
+    )
+    p.add_argument("--repetitions", type=int, default=7, help="timed samples (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    p.add_argument(
+        "--min-sample-seconds", type=float, default=0.05, help="repeat short calls within a sample"
+    )
+    p.add_argument("--out", required=True, help="results .json")
+    p.set_defaults(func=sde_batch)
 
     p = commands.add_parser("norms", help="backward evaluations and errors of the adjoints' error norms")
     p.add_argument("--case", required=True, help="a cross-validation case (.npz)")

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..reference import MethodUnavailable, Problem
+from ..reference import MethodUnavailable, Problem, get_library
 from ._libraries import applicable_methods, prepare
 from ._problems import spiral_problem
 from ._timing import machine_info, measure, peak_rss_bytes
@@ -373,5 +373,54 @@ def norm_study(case_path, tolerances, *, reference_tolerance: float = 1e-12) -> 
         "state": list(case.y0.shape),
         "reference": f"pyode-checkpoint at rtol = atol = {reference_tolerance:g}",
         "rows": rows,
+        "machine": machine_info(),
+    }
+
+
+def sde_batch_scaling(
+    paths_list,
+    methods,
+    *,
+    steps: int,
+    dtype: str,
+    memory_limit: float,
+    repetitions: int,
+    warmup: int,
+    min_sample_seconds: float,
+) -> dict:
+    """Seconds per step of sampling a batch of neural-SDE paths against the number of paths, per method
+    (pyode's SDE solvers, and Diffrax's ItoMilstein on the flattened batch); a point whose program's
+    largest array passes `memory_limit` bytes is skipped with that size (issue 28, item 5)."""
+    library = get_library("pyode")
+    points = []
+    for method in methods:
+        for paths in paths_list:
+            point = {"method": method, "paths": paths, "steps": steps}
+            try:
+                call, largest = library.sde_batch(
+                    method, paths, steps=steps, dtype=dtype, memory_limit=memory_limit
+                )
+            except MethodUnavailable as error:
+                points.append({**point, "skipped": str(error)})
+                continue
+            tic = time.perf_counter()
+            call()
+            first = time.perf_counter() - tic
+            timed = measure(
+                call,
+                repetitions=repetitions,
+                warmup=warmup,
+                min_sample_seconds=min_sample_seconds,
+                per_call=steps,
+            )
+            points.append(
+                {**point, "largest_array_bytes": largest, "first_call": first, "step": timed.as_dict()}
+            )
+    return {
+        "schema": SCHEMA_VERSION,
+        "kind": "sde_batch",
+        "dtype": dtype,
+        "model": "pyode.models.make_neural_sde(1) (the sde experiment's networks), one Virtual Brownian tree",
+        "points": points,
         "machine": machine_info(),
     }

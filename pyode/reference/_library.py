@@ -97,6 +97,16 @@ class AbstractLibrary:
         library has such a limit (`PrecisionRunner`)."""
         raise ValueError(f"{self.name} offers no work-precision solves")
 
+    sde_methods: tuple[str, ...] = ()
+    """The SDE solvers it offers the batch-sampling benchmark (`sde_batch`)."""
+
+    def sde_batch(
+        self, method: str, paths: int, *, steps: int, dtype: str, memory_limit: float
+    ) -> tuple[Callable[[], object], int]:
+        """(call, largest array's bytes): sampling a batch of `paths` SDE paths in `steps` steps by
+        `method`; MethodUnavailable past `memory_limit` bytes."""
+        raise ValueError(f"{self.name} offers no SDE batch sampling")
+
     def set_threads(self, threads: int) -> None:
         """Give the library `threads` CPU threads (the same as JAX's), where it has a setting for it."""
 

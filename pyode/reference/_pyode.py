@@ -313,6 +313,87 @@ class PyodeLibrary(AbstractLibrary):
 
         return at
 
+    sde_methods = ("euler", "euler_heun", "heun", "midpoint", "milstein", "diffrax-milstein")
+    """`pyode.SDE_SOLVERS` and `diffrax-milstein`: Diffrax's ItoMilstein on the batch's flattened state,
+    as `pyode.solve_sde` ran Milstein before it took the Jacobian within each path (issue 28)."""
+
+    def sde_batch(
+        self, method: str, paths: int, *, steps: int, dtype: str, memory_limit: float
+    ) -> tuple[Callable[[], object], int]:
+        """(call, largest): sampling `paths` one-dimensional paths of a neural SDE (the sde experiment's
+        networks at their default sizes) over [0, 1] in `steps` steps on one Virtual Brownian tree, by
+        `method`, jitted; `call()` blocks until done. `largest` is the bytes of the largest array the
+        program computes (read from its jaxpr); past `memory_limit` bytes it is not compiled
+        (MethodUnavailable)."""
+        import diffrax
+        import jax
+        import jax.numpy as jnp
+        import lineax
+
+        from .. import brownian_path, solve_sde
+        from ..models import make_neural_sde
+        from ._library import MethodUnavailable
+
+        if method not in self.sde_methods:
+            raise ValueError(
+                f"pyode has no SDE method {method!r}; choose one of {', '.join(self.sde_methods)}"
+            )
+        model = make_neural_sde(1, key=jax.random.PRNGKey(0))
+        model = jax.tree_util.tree_map(lambda a: a.astype(dtype) if _floating(a) else a, model)
+        y0 = jnp.linspace(-1.0, 1.0, paths, dtype=dtype)[:, None]
+        dt, ts = 1.0 / steps, np.array([0.0, 1.0], dtype)
+
+        def sample(model, y0, key):
+            path = brownian_path("virtual_tree", 0.0, 1.0, y0.shape, key=key, dt=dt, dtype=y0.dtype)
+            if method != "diffrax-milstein":
+                return solve_sde(model.drift, model.diffusion, y0, ts, brownian=path, dt=dt, solver=method).ys
+            terms = diffrax.MultiTerm(
+                diffrax.ODETerm(lambda t, y, _: model.drift(t, y.reshape(y0.shape)).reshape(-1)),
+                diffrax.ControlTerm(
+                    lambda t, y, _: lineax.DiagonalLinearOperator(
+                        model.diffusion(t, y.reshape(y0.shape)).reshape(-1)
+                    ),
+                    path,
+                ),
+            )
+            solution = diffrax.diffeqsolve(
+                terms, diffrax.ItoMilstein(), 0.0, 1.0, dt, y0.reshape(-1), saveat=diffrax.SaveAt(t1=True)
+            )
+            return solution.ys.reshape((1,) + y0.shape)
+
+        key = jax.random.PRNGKey(1)
+        largest = _largest_array(jax.make_jaxpr(sample)(model, y0, key).jaxpr) * jnp.dtype(dtype).itemsize
+        if largest > memory_limit:
+            raise MethodUnavailable(
+                f"its largest array would take {largest / 2**30:.3g} GiB "
+                f"(limit {memory_limit / 2**30:.3g} GiB)"
+            )
+        compiled = jax.jit(sample)
+
+        def call():
+            return jax.block_until_ready(compiled(model, y0, key))
+
+        return call, int(largest)
+
+
+def _floating(value) -> bool:
+    """A floating-point array (a model's weights), as opposed to its static fields."""
+    return hasattr(value, "dtype") and np.issubdtype(value.dtype, np.floating)
+
+
+def _largest_array(jaxpr) -> int:
+    """The most elements of any value a jaxpr (and every jaxpr inside it) computes."""
+    largest = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            largest = max(largest, int(np.prod(getattr(var.aval, "shape", ()))))
+        for param in eqn.params.values():
+            for inner in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(inner, "jaxpr", inner)  # a closed jaxpr's
+                if hasattr(inner, "eqns"):
+                    largest = max(largest, _largest_array(inner))
+    return largest
+
 
 def _training_loop(problem: Problem, field, options: dict, count_every: int):
     """(one bare step, `count_every` steps with one counted) of `pyode.train`'s stepper, Adam 1e-3."""

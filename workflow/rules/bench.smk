@@ -153,6 +153,28 @@ rule bench_size:
         "--problems {input.problems} --out {output} > {log} 2>&1"
 
 
+rule bench_sde_batch:
+    output:
+        "results/bench/sde_batch.json",
+    params:
+        code=CODE["bench"],
+        paths=" ".join(str(p) for p in BENCH["sde_batch"]["paths"]),
+        methods=" ".join(BENCH["sde_batch"]["methods"]),
+        steps=BENCH["sde_batch"]["steps"],
+        memory=BENCH["sde_batch"]["memory_limit_gib"],
+        timing=BENCH_TIMING,
+        min_sample=BENCH["min_sample_seconds"],
+    log:
+        "logs/bench/sde_batch.log",
+    benchmark:
+        "benchmarks/bench/sde_batch.tsv"
+    threads: 1
+    shell:
+        "pyode --threads 1 bench sde-batch --paths {params.paths} --methods {params.methods} "
+        "--steps {params.steps} --memory-limit-gib {params.memory} {params.timing} "
+        "--min-sample-seconds {params.min_sample} --out {output} > {log} 2>&1"
+
+
 rule bench_norms:
     input:
         npz=f"results/crossval/cases/{BENCH['norms']['case']}.npz",
@@ -271,5 +293,6 @@ rule bench_work_precision_table:
 rule bench:
     input:
         rules.bench_plots.output,
+        rules.bench_sde_batch.output,
         rules.bench_work_precision_table.output,
         expand("results/bench/work_precision_{wp_problem}.png", wp_problem=WP["problems"]),
