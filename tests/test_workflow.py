@@ -249,6 +249,7 @@ REPORT_CATEGORIES = {  # results/<first folder> -> the report's category
     "latent": "Latent ODE",
     "sonode": "Second-order ODEs",
     "hnn": "Hamiltonian NNs",
+    "ude": "Universal differential equations",
 }
 
 

@@ -42,3 +42,6 @@ from ._sonode import sonode_flows as sonode_flows
 from ._sonode import sonode_trajectories as sonode_trajectories
 from ._style import save_figure as save_figure
 from ._training import model_losses as model_losses
+from ._ude import ude_extrapolation as ude_extrapolation
+from ._ude import ude_terms as ude_terms
+from ._ude import ude_training as ude_training
