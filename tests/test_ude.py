@@ -160,6 +160,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow  # ~45 s compiling L-BFGS; the fast tier's tiny workflow run goes through the same commands
 def test_the_experiment_end_to_end_through_its_commands(tmp_path, capsys):
     (tmp_path / "data.json").write_text(json.dumps(TINY))
     data = str(tmp_path / "d.npz")
