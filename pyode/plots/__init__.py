@@ -1,47 +1,17 @@
-"""Every figure of the project: matplotlib only, no state."""
+"""Every figure of the project: matplotlib only, no state.
 
-from ._bench import bench_counting as bench_counting
-from ._bench import bench_length as bench_length
-from ._bench import bench_overhead as bench_overhead
-from ._bench import bench_size as bench_size
-from ._bench import bench_speedup as bench_speedup
-from ._bench import bench_table as bench_table
-from ._bench import bench_work_precision as bench_work_precision
-from ._bench import work_precision_table as work_precision_table
-from ._claims import claims_figure as claims_figure
-from ._classify import classifier_dynamics as classifier_dynamics
-from ._classify import decision_regions as decision_regions
-from ._classify import training_curves as training_curves
-from ._cnf import cnf_density as cnf_density
-from ._cnf import cnf_flow_animation as cnf_flow_animation
-from ._cnf import cnf_training as cnf_training
-from ._crossval import crossval_error_sweep as crossval_error_sweep
-from ._crossval import crossval_nfe as crossval_nfe
-from ._dynamics import dynamics_animation as dynamics_animation
-from ._dynamics import dynamics_fields as dynamics_fields
-from ._dynamics import dynamics_loss as dynamics_loss
-from ._dynamics import dynamics_snapshots as dynamics_snapshots
-from ._dynamics import dynamics_trajectories as dynamics_trajectories
-from ._hnn import hnn_energy as hnn_energy
-from ._hnn import hnn_phase as hnn_phase
-from ._hnn import hnn_training as hnn_training
-from ._image import image_accuracy as image_accuracy
-from ._image import image_nfe as image_nfe
-from ._image import image_time as image_time
-from ._latent import latent_rmse as latent_rmse
-from ._latent import latent_spirals as latent_spirals
-from ._latent import latent_trajectories as latent_trajectories
-from ._scratch import plot_scratch_loss as plot_scratch_loss
-from ._scratch import plot_scratch_trajectory as plot_scratch_trajectory
-from ._sde import sde_coefficients as sde_coefficients
-from ._sde import sde_convergence as sde_convergence
-from ._sde import sde_marginals as sde_marginals
-from ._sde import sde_paths as sde_paths
-from ._sde import sde_training as sde_training
-from ._sonode import sonode_flows as sonode_flows
-from ._sonode import sonode_trajectories as sonode_trajectories
-from ._style import save_figure as save_figure
-from ._training import model_losses as model_losses
-from ._ude import ude_extrapolation as ude_extrapolation
-from ._ude import ude_terms as ude_terms
-from ._ude import ude_training as ude_training
+Each figure module here (`_NAME.py`) lists its figures in `__all__`, and this package offers them
+all by name (`plots.decision_regions`); the modules are found by themselves, so a new family's
+figures are its own module and no line here.
+"""
+
+import importlib
+import pkgutil
+
+__all__ = []
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+    _module = importlib.import_module(f"{__name__}.{_info.name}")
+    globals().update({name: getattr(_module, name) for name in _module.__all__})
+    __all__ += _module.__all__
+__all__.sort()
+del _info, _module

@@ -6,6 +6,17 @@ from matplotlib.ticker import NullLocator
 
 from ._style import plt
 
+__all__ = [
+    "bench_counting",
+    "bench_length",
+    "bench_overhead",
+    "bench_size",
+    "bench_speedup",
+    "bench_table",
+    "bench_work_precision",
+    "work_precision_table",
+]
+
 
 def _label(result: dict) -> str:
     problem = result["problem"]

@@ -5,6 +5,8 @@ import textwrap
 
 from ._style import plt, save_figure
 
+__all__ = ["claims_figure"]
+
 VERDICT_COLOURS = {"holds": "tab:green", "fails": "tab:red", "not run": "0.45"}
 COLUMNS = 3
 LOG_SPAN = 100.0

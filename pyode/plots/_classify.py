@@ -7,6 +7,8 @@ import numpy as np
 
 from ._style import CLASS_COLOURS, draw_evaluation_counts, plt, save_figure
 
+__all__ = ["classifier_dynamics", "decision_regions", "training_curves"]
+
 
 def training_curves(history: list[dict], path, *, title: str = "") -> None:
     """Loss (log scale) and accuracy against step, and evaluations per step (backward on counted steps)."""

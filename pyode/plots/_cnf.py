@@ -8,6 +8,8 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 
 from ._style import draw_evaluation_counts, plt, save_figure
 
+__all__ = ["cnf_density", "cnf_flow_animation", "cnf_training"]
+
 
 def cnf_training(history: list[dict], path, *, title: str = "") -> None:
     """Batch negative log-likelihood (and RNODE's terms, if trained with them) and evaluations per step."""

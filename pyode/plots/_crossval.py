@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt
 
+__all__ = ["crossval_error_sweep", "crossval_nfe"]
+
 
 def crossval_error_sweep(rows: list[dict], quantities: dict[str, str]):
     """Max relative error against rtol, one line per backend pair and a panel per quantity (log-log).

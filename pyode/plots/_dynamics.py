@@ -10,6 +10,14 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 
 from ._style import plt, save_figure
 
+__all__ = [
+    "dynamics_animation",
+    "dynamics_fields",
+    "dynamics_loss",
+    "dynamics_snapshots",
+    "dynamics_trajectories",
+]
+
 FIT_COLOURS = ("tab:red", "tab:green", "tab:purple", "tab:brown")
 MAX_TRAJECTORIES_SHOWN = 4
 SNAPSHOTS_IN_STRIP = 6

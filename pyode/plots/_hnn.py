@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["hnn_energy", "hnn_phase", "hnn_training"]
+
 STYLES = {
     "truth": {"color": "0.2", "lw": 2.4},
     "baseline": {"color": "tab:red", "lw": 1.4},

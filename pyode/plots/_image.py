@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["image_accuracy", "image_nfe", "image_time"]
+
 _ADJOINT_STYLE = {"checkpoint": "-", "backsolve": "--", "backsolve-seminorm": ":", "": "-."}
 _COLOURS = {"euler": "tab:blue", "midpoint": "tab:cyan", "rk4": "tab:orange", "dopri5": "tab:green"}
 _BASELINE_COLOURS = {"resnet": "tab:red", "noode": "tab:gray"}

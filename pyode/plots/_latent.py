@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["latent_rmse", "latent_spirals", "latent_trajectories"]
+
 MODEL_LABELS = {"latent_ode": "latent ODE", "rnn": "RNN"}
 MODEL_COLOURS = {"latent_ode": "tab:blue", "rnn": "tab:green"}
 SPIRALS_SHOWN = 4

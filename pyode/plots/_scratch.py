@@ -6,6 +6,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["plot_scratch_loss", "plot_scratch_trajectory"]
+
 
 def plot_scratch_loss(
     steps: np.ndarray,

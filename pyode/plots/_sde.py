@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["sde_coefficients", "sde_convergence", "sde_marginals", "sde_paths", "sde_training"]
+
 PATHS_SHOWN = 12
 
 

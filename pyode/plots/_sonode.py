@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["sonode_flows", "sonode_trajectories"]
+
 COLOURS = {"NODE": "tab:orange", "ANODE": "tab:green", "SONODE": "tab:blue"}
 TRAJECTORIES_SHOWN = 3
 

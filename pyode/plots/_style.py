@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+__all__ = ["save_figure"]
+
 CLASS_COLOURS = ("tab:blue", "tab:orange")
 
 

@@ -2,6 +2,8 @@
 
 from ._style import plt, save_figure
 
+__all__ = ["model_losses"]
+
 COLOURS = ("tab:blue", "tab:green", "tab:orange", "tab:red", "tab:purple")
 
 

@@ -4,6 +4,8 @@ import numpy as np
 
 from ._style import plt, save_figure
 
+__all__ = ["ude_extrapolation", "ude_terms", "ude_training"]
+
 STATE_NAMES = ("u (prey)", "v (predator)")
 COLOURS = {"true": "0.2", "network": "tab:blue", "discovered (SINDy)": "tab:orange"}
 OTHER_COLOURS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
