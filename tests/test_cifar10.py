@@ -333,6 +333,7 @@ def test_augment_zero_is_the_plain_ode_block():
 
 def test_plan_runs_node_and_anode_grids_and_the_baseline_on_cifar10():
     section = {
+        "mnist": {"policy": False, "folder": "resources/mnist", "mirrors": [], "timeout": 1},
         "cifar10": {"policy": "require", "folder": "elsewhere", "mirrors": ["m/"], "timeout": 3},
         "solvers": ["dopri5"],
         "adjoints": ["checkpoint"],
